@@ -1,0 +1,3 @@
+"""Zero-downtime Kubernetes cluster rebuilds."""
+
+__version__ = "0.1.0"
