@@ -1,0 +1,245 @@
+"""The Invoke tasks, shared by the repo's tasks.py and the installed ``migrate`` command.
+
+Tasks stay thin: parse arguments, call ``migrate.run.api``, render the result,
+and turn MigrateError into a short message and a documented exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke.collection import Collection
+from invoke.context import Context as InvokeContext
+from invoke.exceptions import Exit
+from invoke.program import Program
+from invoke.tasks import task
+from rich.console import Console
+
+from migrate import __version__
+from migrate.config import DEFAULT_CONFIG, load_config
+from migrate.errors import MigrateError
+from migrate.run import api
+from migrate.run.events import Reporter
+from migrate.run.journal import RunState
+from migrate.run.progress import JsonReporter, RichReporter
+
+F = TypeVar("F", bound=Callable[..., Any])
+_err = Console(stderr=True, highlight=False)
+
+CONFIG_HELP = f"path to the configuration (default: {DEFAULT_CONFIG})"
+JSON_HELP = "print one JSON event per line instead of progress (for CI logs)"
+
+
+def _operator_errors(fn: F) -> F:
+    """MigrateError -> one short paragraph on stderr and its exit code; anything else is a bug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MigrateError as e:
+            if kwargs.get("json_"):
+                print(json.dumps({"type": "error", **e.to_dict()}), flush=True)
+            _err.print(f"[bold red]error:[/bold red] {_escape(str(e))}", soft_wrap=True)
+            raise Exit(code=e.exit_code) from None
+        except KeyboardInterrupt:
+            _err.print("[yellow]interrupted[/yellow]: the journal is up to date; run the same command to resume")
+            raise Exit(code=130) from None
+        except Exit:
+            raise
+        except Exception as e:  # a bug: keep the traceback out of the operator's face but on disk
+            log = Path(".migrate") / "last-error.log"
+            try:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_text(traceback.format_exc())
+                where = f"; details in {log}"
+            except OSError:
+                where = ""
+            _err.print(f"[bold red]internal error[/bold red] ({type(e).__name__}): {_escape(str(e))}{where}")
+            raise Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
+def _reporter(json_: bool) -> Reporter:
+    return JsonReporter() if json_ else RichReporter()
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _handle(config: str, env: str) -> api.EnvHandle:
+    return api.open_env(load_config(config), env)
+
+
+def _finish(run: RunState | None, json_: bool) -> None:
+    if run is None or json_:
+        return
+    out = Console(highlight=False)
+    if run.status == "completed":
+        report = [st.outputs.get("path") for st in run.steps.values() if st.outputs.get("path")]
+        out.print(f"[bold green]{run.operation} completed[/bold green] (run {run.run_id})"
+                  + (f"; report: {report[-1]}" if report else ""))
+    elif run.status == "paused":
+        out.print(f"[yellow]paused[/yellow] after {run.paused_after}")
+
+
+@task(help={
+    "env": "environment to plan (from migrate.yaml)",
+    "config": CONFIG_HELP,
+    "json": JSON_HELP,
+    "decommission": "plan the decommission of the old cluster instead of the migration",
+})
+@_operator_errors
+def plan(c: InvokeContext, env: str, config: str = DEFAULT_CONFIG, json_: bool = False,
+         decommission: bool = False) -> None:
+    """Write a reviewable plan (plans/<env>-<UTC time>.plan.json and .plan.md). Changes nothing else.
+
+    The same as `migrate --env ENV --dry-run`. Review the Markdown, then execute
+    exactly that plan with `invoke migrate --env ENV --plan plans/<file>.plan.json`.
+    """
+    h = _handle(config, env)
+    p, json_path, md_path = api.dry_run(h, "decommission" if decommission else "migrate")
+    if json_:
+        print(json.dumps({"type": "plan.written", "env": env, "json": str(json_path), "markdown": str(md_path),
+                          "digest": p.digest, "steps": [s.id for s in p.steps]}))
+        return
+    out = Console(highlight=False)
+    for i, s in enumerate(p.steps, start=1):
+        mark = "" if s.available else "  [yellow](not available yet)[/yellow]"
+        out.print(f"  {i:2d}. {s.title}{mark}")
+    out.print(f"plan written: {_show(json_path)}\n              {_show(md_path)}\ndigest: {p.digest}")
+
+
+@task(
+    help={
+        "env": "environment to migrate (from migrate.yaml)",
+        "plan": "execute this reviewed plan file (required where review: required)",
+        "dry-run": "only plan: write plans/<env>-<ts>.plan.{json,md} and change nothing",
+        "continue": "go on with a run that paused for an operator (pause_after)",
+        "fresh": "start a new run even though the last one completed",
+        "assume-done": "mark an interrupted step as done after checking it by hand (repeatable)",
+        "force-unlock": "release the environment's run lock with this lock ID, then exit",
+        "config": CONFIG_HELP,
+        "json": JSON_HELP,
+    },
+    iterable=["assume_done"],
+)
+@_operator_errors
+def migrate(
+    c: InvokeContext,
+    env: str,
+    plan: str | None = None,
+    dry_run: bool = False,
+    continue_: bool = False,
+    fresh: bool = False,
+    assume_done: list[str] | None = None,
+    force_unlock: str | None = None,
+    config: str = DEFAULT_CONFIG,
+    json_: bool = False,
+) -> None:
+    """Migrate an environment to its new cluster, or resume the run that was interrupted.
+
+    Runs every step of the plan in order and journals each one, so running the
+    same command again after a crash resumes where it stopped without repeating
+    any side effect. Exit codes: 0 done or paused, 2 usage/config, 3 plan refused
+    or prerequisite missing, 4 state/journal, 5 lock held, 6 cloud/provider,
+    7 validation or gate failed, 8 step failed, 9 step not available yet.
+    """
+    h = _handle(config, env)
+    if force_unlock:
+        api.force_unlock(h, force_unlock)
+        Console().print(f"released the run lock of {env}")
+        return
+    if dry_run:
+        _, json_path, md_path = api.dry_run(h)
+        Console(highlight=False).print(f"dry run: nothing changed. plan: {_show(json_path)}\n"
+                                       f"                           {_show(md_path)}")
+        return
+    run = api.execute(h, _reporter(json_), plan_file=Path(plan) if plan else None, fresh=fresh,
+                      continue_=continue_, assume_done=tuple(assume_done or ()))
+    _finish(run, json_)
+
+
+@task(help={"env": "one environment (default: all)", "config": CONFIG_HELP, "json": "print JSON"})
+@_operator_errors
+def status(c: InvokeContext, env: str | None = None, config: str = DEFAULT_CONFIG, json_: bool = False) -> None:
+    """Show each environment's lock holder and the state of its latest runs, step by step."""
+    loaded = load_config(config)
+    names = [env] if env else list(loaded.config.environments)
+    result = [api.status(api.open_env(loaded, n)) for n in names]
+    if json_:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    out = Console(highlight=False)
+    for s in result:
+        runs = s["runs"]
+        line = f"[bold]{s['env']}[/bold]: " + (", ".join(f"{op} {r['status']} (run {r['run']})"
+                                                         for op, r in runs.items()) or "never run")
+        out.print(line)
+        if s["lock"]:
+            out.print(f"  locked by {s['lock']['Who']} since {s['lock']['Created']} (ID {s['lock']['ID']})")
+        for op, r in runs.items():
+            if env:
+                for st in r["steps"]:
+                    out.print(f"  {op:>12} {st['status']:<11} {st['id']}  {st['title']}")
+            if r["error"]:
+                out.print(f"  last error: {_escape(r['error'])}")
+
+
+@task(help={
+    "env": "environment to roll back",
+    "to": "undo completed steps down to and including this step id (default: all)",
+    "decommission": "roll back the decommission run instead of the migration",
+    "config": CONFIG_HELP,
+    "json": JSON_HELP,
+})
+@_operator_errors
+def rollback(c: InvokeContext, env: str, to: str | None = None, decommission: bool = False,
+             config: str = DEFAULT_CONFIG, json_: bool = False) -> None:
+    """Undo the completed steps of the latest run, newest first (traffic back to the old cluster first)."""
+    h = _handle(config, env)
+    api.rollback(h, _reporter(json_), to=to, operation="decommission" if decommission else "migrate")
+
+
+@task(help={
+    "env": "environment whose old cluster to decommission",
+    "plan": "execute this reviewed decommission plan file",
+    "dry-run": "only plan the decommission",
+    "config": CONFIG_HELP,
+    "json": JSON_HELP,
+})
+@_operator_errors
+def decommission(c: InvokeContext, env: str, plan: str | None = None, dry_run: bool = False,
+                 config: str = DEFAULT_CONFIG, json_: bool = False) -> None:
+    """After the cutover and its bake time: remove the gateway, hand over shared state, destroy the old cluster."""
+    h = _handle(config, env)
+    if dry_run:
+        _, json_path, md_path = api.dry_run(h, "decommission")
+        Console(highlight=False).print(f"dry run: nothing changed. plan: {_show(json_path)}\n"
+                                       f"                           {_show(md_path)}")
+        return
+    run = api.execute(h, _reporter(json_), operation="decommission", plan_file=Path(plan) if plan else None)
+    _finish(run, json_)
+
+
+ns = Collection(plan, migrate, status, rollback, decommission)
+program = Program(namespace=ns, version=__version__, name="migrate", binary="migrate")
+
+
+def main() -> None:
+    program.run(sys.argv)

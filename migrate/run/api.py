@@ -1,0 +1,280 @@
+"""The operations behind the CLI: plan, migrate, status, rollback, decommission, force-unlock.
+
+Each one loads what it needs, takes the environment's run lock for anything that
+acts, and returns plain data; rendering is the caller's job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from migrate.config import Environment, LoadedConfig
+from migrate.errors import NotAvailable, PlanError, PrerequisiteError, UsageError
+from migrate.plan.builder import build_plan, target_of
+from migrate.plan.model import Fingerprint, Plan
+from migrate.run.events import Event, Reporter
+from migrate.run.executor import Executor
+from migrate.run.journal import Journal, RunState, latest, new_run_id, utcnow, who
+from migrate.run.locks import LocalRunLock
+from migrate.run.planfiles import read_plan, write_plan
+from migrate.steps import facts as step_facts
+from migrate.steps import registry
+from migrate.steps.base import Context
+
+
+@dataclass
+class EnvHandle:
+    loaded: LoadedConfig
+    name: str
+
+    @property
+    def env(self) -> Environment:
+        return self.loaded.env(self.name)
+
+    @property
+    def workdir(self) -> Path:
+        return self.loaded.resolve(self.loaded.config.state_dir) / self.name
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.workdir / "journal.jsonl")
+
+    @property
+    def lock(self) -> LocalRunLock:
+        return LocalRunLock(self.workdir / "run.lock", self.name)
+
+    def context(self, run_id: str = "") -> Context:
+        return Context(loaded=self.loaded, env_name=self.name, env=self.env, workdir=self.workdir,
+                       run_id=run_id, records=self.journal.records)
+
+
+def open_env(loaded: LoadedConfig, name: str) -> EnvHandle:
+    loaded.env(name)  # raises ConfigError for an unknown environment
+    return EnvHandle(loaded, name)
+
+
+@contextmanager
+def _locked(h: EnvHandle, operation: str) -> Iterator[None]:
+    lock = h.lock
+    lock.acquire(operation, f"env={h.name}")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# -- planning ---------------------------------------------------------------
+
+
+def _kinds_for(h: EnvHandle, operation: str) -> list[str]:
+    draft = build_plan(h.name, h.env, config_digest="", facts={}, available=registry.available(),
+                       now="", who="", operation=operation)
+    return [s.kind for s in draft.steps]
+
+
+def fingerprint(h: EnvHandle, operation: str = "migrate") -> Fingerprint:
+    facts = step_facts.gather(h.context(), _kinds_for(h, operation))
+    return Fingerprint(config=h.loaded.env_digest(h.name), facts=facts)
+
+
+def make_plan(h: EnvHandle, operation: str = "migrate") -> Plan:
+    fp = fingerprint(h, operation)
+    return build_plan(h.name, h.env, config_digest=fp.config, facts=fp.facts,
+                      available=registry.available(), now=utcnow(), who=who(), operation=operation)
+
+
+def dry_run(h: EnvHandle, operation: str = "migrate") -> tuple[Plan, Path, Path]:
+    """Plan and write plans/<env>-<ts>.plan.{json,md}. Changes nothing anywhere else."""
+    plan = make_plan(h, operation)
+    json_path, md_path = write_plan(plan, h.loaded.resolve(h.loaded.config.plans_dir))
+    return plan, json_path, md_path
+
+
+def check_current(h: EnvHandle, plan: Plan, source: Path, operation: str) -> None:
+    """Refuse a plan made for another environment, operation or target, or one that is stale."""
+    if plan.env != h.name:
+        raise PlanError(f"this plan was made for environment {plan.env!r}, not {h.name!r}", where=str(source),
+                        hint=f"use a plan generated with `invoke plan --env {h.name}`")
+    if plan.operation != operation:
+        raise PlanError(f"this is a {plan.operation} plan, not a {operation} plan", where=str(source))
+    if plan.target != target_of(h.env):
+        raise PlanError(f"this plan targets {plan.target}, but the configuration now targets "
+                        f"{target_of(h.env)}", where=str(source), hint="plan again and review")
+    now = fingerprint(h, operation)
+    stale = []
+    if now.config != plan.fingerprint.config:
+        stale.append(f"the configuration of environments.{h.name} changed")
+    for key in sorted(set(now.facts) | set(plan.fingerprint.facts)):
+        if now.facts.get(key) != plan.fingerprint.facts.get(key):
+            stale.append(f"the facts of {key!r} changed")
+    if stale:
+        raise PlanError(
+            "the plan is stale: " + "; ".join(stale),
+            where=str(source),
+            hint=f"generate a new plan with `invoke plan --env {h.name}` and review it",
+        )
+
+
+def check_requires(h: EnvHandle) -> None:
+    for req in h.env.requires:
+        run = latest(open_env(h.loaded, req).journal, "migrate")
+        if run is None or run.status != "completed":
+            state = "has never run" if run is None else f"is {run.status}"
+            raise PrerequisiteError(
+                f"environment {h.name!r} requires {req!r} to have completed first; {req} {state}",
+                where=f"environments.{h.name}.requires",
+                hint=f"run `invoke migrate --env {req}` to completion first",
+            )
+
+
+# -- execution --------------------------------------------------------------
+
+
+def _emit(reporter: Reporter, h: EnvHandle, type_: str, message: str, **data: Any) -> None:
+    reporter.emit(Event(type=type_, env=h.name, message=message, data=data))
+
+
+def _start_or_resume(
+    h: EnvHandle, operation: str, plan_file: Path | None, fresh: bool, continue_: bool, reporter: Reporter,
+) -> tuple[Plan, str] | None:
+    """Return (plan, run_id) to execute, or None when there is nothing to do."""
+    journal = h.journal
+    current = latest(journal, operation)
+    if current is not None and current.active:
+        plan = Plan.model_validate(current.plan)
+        if plan_file is not None and read_plan(plan_file).digest != current.plan_digest:
+            raise PlanError(
+                f"run {current.run_id} of {h.name} is still in progress with another plan",
+                where=str(plan_file),
+                hint=f"resume it without --plan, or roll it back with `invoke rollback --env {h.name}`",
+            )
+        if current.status == "paused" and not continue_:
+            raise PrerequisiteError(
+                f"run {current.run_id} is paused after step {current.paused_after} for an operator",
+                where=f"environment {h.name}",
+                hint=f"to go on: `invoke {operation} --env {h.name} --continue`; "
+                f"to go back: `invoke rollback --env {h.name}`",
+            )
+        if current.status == "paused":
+            journal.append({"type": "run.continued", "run": current.run_id, "by": who()})
+        _emit(reporter, h, "run.resumed", f"resuming run {current.run_id} of {h.name} ({current.status})")
+        return plan, current.run_id
+    if continue_:
+        raise UsageError(f"there is no paused run of {h.name} to continue", where=f"environment {h.name}")
+    if current is not None and current.status == "completed" and not fresh:
+        _emit(reporter, h, "info", f"{h.name}: run {current.run_id} already completed at "
+              f"{current.completed_at}; nothing to do (use --fresh to start another)")
+        return None
+    if operation == "migrate":
+        check_requires(h)
+    if plan_file is None:
+        if h.env.review == "required":
+            raise PrerequisiteError(
+                f"environment {h.name!r} runs only from a reviewed plan file",
+                where=f"environments.{h.name}.review",
+                hint=f"run `invoke plan --env {h.name}`, review plans/…, then "
+                f"`invoke {operation} --env {h.name} --plan plans/<file>.plan.json`",
+            )
+        plan = make_plan(h, operation)
+        approval = None
+    else:
+        plan = read_plan(plan_file)
+        check_current(h, plan, plan_file, operation)
+        approval = {"plan_file": str(plan_file), "plan_digest": plan.digest, "by": who()}
+    missing = [s for s in plan.steps if not s.available]
+    if missing:
+        raise NotAvailable(
+            "this plan has steps whose kind is not available yet in this version of the toolkit: "
+            + ", ".join(sorted({s.kind for s in missing})),
+            where=f"environment {h.name}",
+            hint="nothing was changed; add those kinds to 'skip:' in migrate.yaml to run without them",
+        )
+    run_id = new_run_id()
+    journal.append({"type": "run.started", "run": run_id, "operation": operation,
+                    "plan": plan.model_dump(mode="json"), "by": who()})
+    if approval:
+        journal.append({"type": "approval", "run": run_id, **approval})
+    _emit(reporter, h, "run.started", f"{operation} {h.name}: run {run_id}, {len(plan.steps)} steps",
+          run=run_id, plan_digest=plan.digest)
+    return plan, run_id
+
+
+def execute(
+    h: EnvHandle,
+    reporter: Reporter,
+    *,
+    operation: str = "migrate",
+    plan_file: Path | None = None,
+    fresh: bool = False,
+    continue_: bool = False,
+    assume_done: tuple[str, ...] = (),
+) -> RunState | None:
+    with _locked(h, operation):
+        if operation == "decommission":
+            check_bake(h)
+        started = _start_or_resume(h, operation, plan_file, fresh, continue_, reporter)
+        if started is None:
+            return latest(h.journal, operation)
+        plan, run_id = started
+        bad = [s for s in assume_done if s not in {st.id for st in plan.steps}]
+        if bad:
+            raise UsageError(f"--assume-done: no step {bad[0]!r} in run {run_id}",
+                             hint="step ids are listed by `invoke status --env ENV`")
+        return Executor(plan, h.journal, h.context(run_id), reporter).run(assume_done=assume_done)
+
+
+def rollback(h: EnvHandle, reporter: Reporter, *, to: str | None = None,
+             operation: str = "migrate") -> RunState:
+    with _locked(h, f"rollback-{operation}"):
+        run = latest(h.journal, operation)
+        if run is None:
+            raise UsageError(f"{h.name} has no {operation} run to roll back", where=f"environment {h.name}")
+        if run.status == "rolled_back":
+            raise UsageError(f"run {run.run_id} of {h.name} is already rolled back")
+        plan = Plan.model_validate(run.plan)
+        return Executor(plan, h.journal, h.context(run.run_id), reporter).rollback(to=to)
+
+
+def check_bake(h: EnvHandle) -> None:
+    run = latest(h.journal, "migrate")
+    if run is None or run.status != "completed" or run.completed_at is None:
+        state = "has never run" if run is None else f"is {run.status}"
+        raise PrerequisiteError(
+            f"decommission needs a completed migration of {h.name}; its migration {state}",
+            where=f"environment {h.name}", hint=f"finish `invoke migrate --env {h.name}` first")
+    done = datetime.strptime(run.completed_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    left = done + h.env.bake - time.time()
+    if left > 0:
+        raise PrerequisiteError(
+            f"the bake time of {h.env.bake:g}s has not passed since the cutover completed "
+            f"({left:.0f}s left)", where=f"environments.{h.name}.bake",
+            hint="wait, then run the same command again")
+
+
+def status(h: EnvHandle) -> dict[str, Any]:
+    out: dict[str, Any] = {"env": h.name, "lock": None, "runs": {}}
+    holder = h.lock.holder()
+    if holder:
+        out["lock"] = holder.__dict__
+    for operation in ("migrate", "decommission"):
+        run = latest(h.journal, operation)
+        if run is None:
+            continue
+        plan = Plan.model_validate(run.plan)
+        out["runs"][operation] = {
+            "run": run.run_id, "status": run.status, "started_at": run.started_at,
+            "completed_at": run.completed_at, "paused_after": run.paused_after, "error": run.error,
+            "approvals": run.approvals,
+            "steps": [{"id": s.id, "title": s.title, "status": run.step(s.id).status} for s in plan.steps],
+        }
+    return out
+
+
+def force_unlock(h: EnvHandle, lock_id: str) -> None:
+    h.lock.force_unlock(lock_id)

@@ -1,0 +1,21 @@
+"""Which step kinds are implemented. A kind that is not here is shown as not available yet."""
+
+from __future__ import annotations
+
+from migrate.steps.base import StepKind
+from migrate.steps.hook import HookStep
+from migrate.steps.report import WriteReportStep
+
+_KINDS: dict[str, StepKind] = {k.kind: k for k in (HookStep(), WriteReportStep())}
+
+
+def get(kind: str) -> StepKind | None:
+    return _KINDS.get(kind)
+
+
+def available() -> frozenset[str]:
+    return frozenset(_KINDS)
+
+
+def all_kinds() -> dict[str, StepKind]:
+    return dict(_KINDS)
