@@ -1,0 +1,220 @@
+"""Workspace-level operations the engine's steps call: duplicate, detach, handover, retire.
+
+Each one holds the backend lock(s) across its whole read-modify-write, so a
+concurrent ``terraform apply`` can neither slip in between nor be overwritten
+(tfmigrate's pull/push has that gap). Each is idempotent: called again after
+it completed, it reports what is there and writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from migrate.errors import StateError
+from migrate.terraform.backends.base import DEFAULT_WORKSPACE, Backend, LockHandle, WriteResult
+from migrate.terraform.state import State, check_push
+
+
+@dataclass(frozen=True)
+class DuplicateResult:
+    source_workspace: str
+    target_workspace: str
+    source_lineage: str
+    source_serial: int
+    new_lineage: str
+    serial: int
+    addresses: tuple[str, ...]          # what the copy holds now
+    excluded: tuple[str, ...] = ()      # what was left out of the copy
+    already_done: bool = False
+    write: WriteResult | None = None
+
+
+@dataclass(frozen=True)
+class DetachResult:
+    workspace: str
+    removed: tuple[str, ...]
+    lineage: str
+    serial: int
+    already_done: bool = False
+    write: WriteResult | None = None
+
+
+@dataclass(frozen=True)
+class HandoverResult:
+    from_workspace: str
+    to_workspace: str
+    handed_over: tuple[str, ...]
+    from_serial: int
+    already_done: bool = False
+    write: WriteResult | None = None
+
+
+@dataclass(frozen=True)
+class RetireResult:
+    workspace: str
+    last_lineage: str | None
+    already_done: bool = False
+    data_sources_dropped: tuple[str, ...] = field(default_factory=tuple)
+
+
+@contextlib.contextmanager
+def _locked_many(backend: Backend, names: dict[str, bool], operation: str) -> Iterator[dict[str, LockHandle]]:
+    """Lock several workspaces in name order (a fixed order cannot deadlock)."""
+    handles: dict[str, LockHandle] = {}
+    try:
+        for ws in sorted(names):
+            handles[ws] = backend.lock(ws, operation, create=names[ws])
+        yield handles
+    finally:
+        for h in reversed(list(handles.values())):
+            backend.unlock(h)
+
+
+def duplicate_workspace(
+    backend: Backend,
+    source_ws: str,
+    target_ws: str,
+    *,
+    exclude: Iterable[str] = (),
+    info: str = "",
+) -> DuplicateResult:
+    """Copy ``source_ws`` into ``target_ws`` with a fresh lineage, leaving out ``exclude``.
+
+    The copy records its origin (workspace, lineage, serial) so that a second call
+    recognises it and reports done. A target that holds an unrelated, non-empty
+    state is refused; an empty one (``terraform workspace new``) is filled.
+    """
+    if source_ws == target_ws:
+        raise StateError("source and target workspace are the same", where=backend.where(source_ws),
+                         hint="choose a new workspace name for the copy")
+    excluded = list(exclude)
+    # Locks never wait (a held one raises LockError), so taking them in sequence cannot deadlock.
+    with backend.locked(source_ws, "migrate: duplicate workspace (source)", info=info) as src_lock:
+        src_blob = backend.read(source_ws, src_lock)
+        src = src_blob.state
+        if src is None:
+            raise StateError(f"workspace {source_ws!r} has no state to duplicate", where=src_blob.where,
+                             hint="check the workspace name; an empty workspace needs no copy")
+        # Validate the exclusions before touching the target, so bad input writes nothing.
+        src_for_copy, removed = src.rm(excluded, missing_ok=False) if excluded else (src, [])
+        with backend.locked(target_ws, "migrate: duplicate workspace (target)", info=info,
+                            create=True) as tgt_lock:
+            tgt = backend.read(target_ws, tgt_lock).state if backend.exists(target_ws) else None
+            if tgt is not None and not tgt.is_empty():
+                origin = tgt.origin or {}
+                if origin.get("workspace") == source_ws and origin.get("lineage") == src.lineage:
+                    return DuplicateResult(
+                        source_ws, target_ws, src.lineage, int(origin.get("serial", src.serial)),
+                        tgt.lineage, tgt.serial, tuple(tgt.addresses()), tuple(origin.get("excluded", ())),
+                        already_done=True,
+                    )
+                raise StateError(
+                    f"target workspace {target_ws!r} already holds a state that is not a copy of "
+                    f"{source_ws!r}",
+                    where=backend.where(target_ws),
+                    hint="pick another target name, or retire that workspace first",
+                )
+            serial = max(src.serial, (tgt.serial + 1) if tgt is not None else 1)
+            copy = src_for_copy.forked(origin={
+                "workspace": source_ws, "lineage": src.lineage, "serial": src.serial, "excluded": removed,
+            }).with_serial(serial)
+            check_push(tgt, copy, where=backend.where(target_ws))
+            result = backend.write(target_ws, copy, tgt_lock)
+            return DuplicateResult(source_ws, target_ws, src.lineage, src.serial, copy.lineage, copy.serial,
+                                   tuple(copy.addresses()), tuple(removed), write=result)
+
+
+def detach(backend: Backend, ws: str, addresses: Iterable[str], *, missing_ok: bool = False) -> DetachResult:
+    """Remove ``addresses`` (resource, instance or module addresses) from a workspace.
+
+    Unknown addresses are refused (nothing written) unless ``missing_ok``; with it,
+    a second call after success is a no-op that reports ``already_done``.
+    """
+    wanted = list(addresses)
+    with backend.locked(ws, "migrate: detach resources") as lock:
+        blob = backend.read(ws, lock)
+        if blob.state is None:
+            raise StateError(f"workspace {ws!r} has no state", where=blob.where, hint="check the workspace name")
+        new, removed = blob.state.rm(wanted, missing_ok=missing_ok)
+        if not removed:
+            return DetachResult(ws, (), blob.state.lineage, blob.state.serial, already_done=True)
+        new = new.bumped()
+        result = backend.write(ws, new, lock)
+        return DetachResult(ws, tuple(removed), new.lineage, new.serial, write=result)
+
+
+def _object_id(state: State, address: str) -> object:
+    for inst in state.instances():
+        if str(inst.address) == address:
+            return (inst.obj.get("attributes") or {}).get("id")
+    return None
+
+
+def handover(backend: Backend, from_ws: str, to_ws: str, addresses: Iterable[str]) -> HandoverResult:
+    """Give ``to_ws`` sole ownership of shared resources: remove them from ``from_ws``.
+
+    Refused (nothing written) if ``to_ws`` does not hold every one of them, or holds
+    a different object (``id`` differs): removing it would orphan a real resource.
+    """
+    wanted = list(addresses)
+    with _locked_many(backend, {from_ws: False, to_ws: False}, "migrate: hand over shared resources") as locks:
+        old = backend.read(from_ws, locks[from_ws]).state
+        new = backend.read(to_ws, locks[to_ws]).state
+        if old is None or new is None:
+            raise StateError("both workspaces need a state for a handover",
+                             where=backend.where(from_ws if old is None else to_ws),
+                             hint="check the workspace names")
+        in_old = old.select(wanted)
+        in_new = set(new.select(wanted))
+        unknown = [a for a in wanted if not old.select([a]) and not new.select([a])]
+        if unknown:
+            raise StateError(f"no resource matches {', '.join(unknown)} in either workspace",
+                             where=backend.where(from_ws), hint="check the addresses with `terraform state list`")
+        missing = [a for a in in_old if a not in in_new]
+        if missing:
+            raise StateError(
+                f"{to_ws!r} does not hold {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; "
+                "removing them from the old workspace would leave them unmanaged",
+                where=backend.where(to_ws), hint="duplicate or import them into the new workspace first",
+            )
+        differ = [a for a in in_old if _object_id(old, a) != _object_id(new, a)]
+        if differ:
+            raise StateError(
+                f"{', '.join(differ[:5])} point at different objects in the two workspaces",
+                where=backend.where(to_ws), hint="reconcile the two states before handing over",
+            )
+        if not in_old:
+            return HandoverResult(from_ws, to_ws, (), old.serial, already_done=True)
+        trimmed, removed = old.rm(in_old)
+        trimmed = trimmed.bumped()
+        result = backend.write(from_ws, trimmed, locks[from_ws])
+        return HandoverResult(from_ws, to_ws, tuple(removed), trimmed.serial, write=result)
+
+
+def retire(backend: Backend, ws: str) -> RetireResult:
+    """Delete a workspace once it manages nothing (after destroy and handover).
+
+    Refused while any managed resource remains; data sources are dropped with it.
+    The last bytes are kept as a backup. The default workspace cannot be deleted.
+    """
+    if ws == DEFAULT_WORKSPACE:
+        raise StateError("the default workspace cannot be retired (Terraform cannot delete it)",
+                         where=backend.where(ws), hint="leave it empty, or migrate to a named workspace")
+    if not backend.exists(ws):
+        return RetireResult(ws, None, already_done=True)
+    with backend.locked(ws, "migrate: retire workspace") as lock:
+        blob = backend.read(ws, lock)
+        state = blob.state
+        managed = [str(i.address) for i in state.instances() if i.address.mode == "managed"] if state else []
+        if managed:
+            raise StateError(
+                f"workspace {ws!r} still manages {len(managed)} resource(s): "
+                f"{', '.join(managed[:5])}{' ...' if len(managed) > 5 else ''}",
+                where=blob.where,
+                hint="destroy them or hand them over first; a retired workspace must manage nothing",
+            )
+        data = tuple(state.addresses()) if state else ()
+        backend.delete_workspace(ws, lock)
+        return RetireResult(ws, state.lineage if state else None, data_sources_dropped=data)
