@@ -73,7 +73,7 @@ class State:
     def parse(cls, raw: bytes | str, where: str) -> State:
         """Parse and validate state bytes; StateError (with ``where``) if unusable."""
         try:
-            data = _tfjson.loads(raw)
+            data = _tfjson.loads(raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw)
         except UnicodeDecodeError as e:
             raise StateError(f"state is not UTF-8 text ({e.reason})", where=where, hint=_RESTORE) from e
         except json.JSONDecodeError as e:
