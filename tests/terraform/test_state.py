@@ -147,7 +147,7 @@ def test_addresses_and_order(eks: State) -> None:
 def test_select_by_prefix(eks: State) -> None:
     assert len(eks.select(["module.eks"])) == 5
     assert eks.select(["aws_iam_role.irsa"]) == ["aws_iam_role.irsa[0]", "aws_iam_role.irsa[1]"]
-    with pytest.raises(StateError, match="no resource in the state matches aws_nope.x"):
+    with pytest.raises(StateError, match=r"no resource in the state matches aws_nope\.x"):
         eks.select(["aws_nope.x"], missing_ok=False)
 
 
@@ -161,7 +161,7 @@ def test_rm_is_pure_and_exact(eks: State) -> None:
 
 
 def test_rm_unknown_address_refused_and_nothing_removed(eks: State) -> None:
-    with pytest.raises(StateError, match="aws_nope.x"):
+    with pytest.raises(StateError, match=r"aws_nope\.x"):
         eks.rm(["aws_vpc.main", "aws_nope.x"])
     same, removed = eks.rm(["aws_nope.x"], missing_ok=True)
     assert same is eks and removed == []
