@@ -1,0 +1,402 @@
+"""Simulated controllers: after a configurable delay they write the status a real control plane would,
+so readiness checks (`kubectl rollout status`, `kubectl wait`, kstatus) behave as on a real cluster."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .api import KubeAPI, now_iso
+from .resources import ResourceType
+from .store import Bucket, Event, Obj
+
+_WORKLOADS: set[Bucket] = {("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
+                           ("apps", "daemonsets"), ("batch", "jobs"), ("", "services"),
+                           ("", "persistentvolumeclaims"), ("", "pods")}
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _hash(value: Any, n: int = 10) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:n]
+
+
+def _conditions(old: list[Obj] | None, wanted: list[tuple[str, str, str, str]], with_update: bool = False) -> list[Obj]:
+    """Keep a condition object (and its timestamps) when nothing about it changed: reconciles stay no-ops."""
+    by_type = {c.get("type"): c for c in old or []}
+    out = []
+    now = now_iso()
+    for ctype, status, reason, message in wanted:
+        prev = by_type.get(ctype)
+        if prev and (prev.get("status"), prev.get("reason"), prev.get("message")) == (status, reason, message):
+            out.append(prev)
+            continue
+        c: Obj = {"type": ctype, "status": status, "reason": reason, "message": message,
+                  "lastTransitionTime": prev["lastTransitionTime"] if prev and prev.get("status") == status else now}
+        if with_update:
+            c["lastUpdateTime"] = now
+        out.append(c)
+    return out
+
+
+def _nonzero(d: Obj) -> Obj:
+    # Real status structs omit zero counters (`omitempty`).
+    return {k: v for k, v in d.items() if v not in (0, None)}
+
+
+class Controllers:
+    def __init__(self, api: KubeAPI, delay: float, cluster_name: str = "sandbox") -> None:
+        self.api = api
+        self.delay = delay
+        self.cluster_name = cluster_name
+        self._heap: list[tuple[float, int, tuple[str, Bucket, str, str]]] = []
+        self._queued: set[tuple[str, Bucket, str, str]] = set()
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._busy = False
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        api.store.subscribe(self._on_event)
+
+    # ------------------------------------------------------------------ queue
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="kubeapi-controllers", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _schedule(self, item: tuple[str, Bucket, str, str], delay: float) -> None:
+        with self._cond:
+            if item in self._queued:
+                return
+            self._queued.add(item)
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), item))
+            self._cond.notify_all()
+
+    def _on_event(self, ev: Event) -> None:
+        meta = ev.obj["metadata"]
+        if ev.type == "DELETED":
+            return
+        if ev.bucket == ("", "namespaces"):
+            if meta.get("deletionTimestamp"):
+                self._schedule(("ns-finalize", ev.bucket, "", meta["name"]), self.delay)
+            elif ev.type == "ADDED":
+                self._schedule(("ns-init", ev.bucket, "", meta["name"]), 0)
+        elif ev.bucket in _WORKLOADS:
+            self._schedule(("reconcile", ev.bucket, ev.namespace, meta["name"]), self.delay)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(wait)
+                if self._stop:
+                    return
+                _, _, item = heapq.heappop(self._heap)
+                self._queued.discard(item)
+                self._busy = True
+            try:
+                self._run(item)
+            except Exception:  # a controller bug must not kill the loop; the object just stays unreconciled
+                pass
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._heap or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _rt(self, bucket: Bucket) -> ResourceType:
+        for rt in self.api.registry.all():
+            if (rt.group, rt.plural) == bucket:
+                return rt
+        raise KeyError(bucket)
+
+    def _run(self, item: tuple[str, Bucket, str, str]) -> None:
+        action, bucket, ns, name = item
+        if action == "ns-init":
+            self._namespace_init(name)
+            return
+        if action == "ns-finalize":
+            self._namespace_finalize(name)
+            return
+        obj = self.api.store.get(bucket, ns, name)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return
+        rt = self._rt(bucket)
+        fault = self.api.faults.workload_fault(rt.plural, obj)
+        handler: Callable[[ResourceType, Obj, str | None], None] | None = getattr(
+            self, f"_reconcile_{rt.plural}", None)
+        if handler is not None:
+            handler(rt, obj, fault)
+
+    def _set_status(self, rt: ResourceType, obj: Obj, build: Callable[[Obj], Obj]) -> None:
+        meta = obj["metadata"]
+
+        def mutate(o: Obj) -> None:
+            o["status"] = build(o.get("status") or {})
+
+        self.api.update_internal(rt, meta.get("namespace", ""), meta["name"], mutate)
+
+    # ------------------------------------------------------------------ bootstrap
+
+    def bootstrap(self) -> None:
+        ns_rt = self._rt(("", "namespaces"))
+        for ns in SYSTEM_NAMESPACES:
+            self.api.create_internal(ns_rt, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        svc = self._rt(("", "services"))
+        self.api.create_internal(svc, {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 6443}]}})
+        self.api.create_internal(self._rt(("", "nodes")), {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": f"{self.cluster_name}-node-1", "labels": {
+                "kubernetes.io/hostname": f"{self.cluster_name}-node-1", "kubernetes.io/os": "linux"}},
+            "spec": {}})
+        self.api.update_internal(self._rt(("", "nodes")), "", f"{self.cluster_name}-node-1", lambda o: o.update(
+            status={"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                    "message": "kubelet is posting ready status"}],
+                    "addresses": [{"type": "InternalIP", "address": "10.0.0.10"}]}))
+        self.api.update_internal(self._rt(("storage.k8s.io", "storageclasses")), "", "standard", lambda o: None)
+        self.api.create_internal(self._rt(("storage.k8s.io", "storageclasses")), {
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "sandbox.migrate.dev/hostpath", "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate"})
+
+    def _namespace_init(self, ns: str) -> None:
+        sa = self._rt(("", "serviceaccounts"))
+        cm = self._rt(("", "configmaps"))
+        if self.api.store.get(("", "serviceaccounts"), ns, "default") is None:
+            self.api.create_internal(sa, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                          "metadata": {"name": "default", "namespace": ns}}, "kube-controller-manager")
+        if self.api.store.get(("", "configmaps"), ns, "kube-root-ca.crt") is None:
+            self.api.create_internal(cm, {"apiVersion": "v1", "kind": "ConfigMap",
+                                          "metadata": {"name": "kube-root-ca.crt", "namespace": ns,
+                                                       "annotations": {"kubernetes.io/description": "Contains a CA "
+                                                                       "bundle for verifying the API server."}},
+                                          "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nsandbox\n"
+                                                             "-----END CERTIFICATE-----\n"}}, "kube-controller-manager")
+
+    def _namespace_finalize(self, ns: str) -> None:
+        remaining = 0
+        for rt in self.api.registry.all():
+            if not rt.namespaced:
+                continue
+            for obj in self.api.store.list((rt.group, rt.plural), ns):
+                self.api.delete_internal(rt, ns, obj["metadata"]["name"])
+                if self.api.store.get((rt.group, rt.plural), ns, obj["metadata"]["name"]) is not None:
+                    remaining += 1
+        if remaining:
+            self._schedule(("ns-finalize", ("", "namespaces"), "", ns), max(self.delay, 0.05))
+            return
+        self.api.store.remove(("", "namespaces"), "", ns)
+
+    # ------------------------------------------------------------------ workloads
+
+    def _reconcile_deployments(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        spec = obj.get("spec") or {}
+        r = int(spec.get("replicas", 1))
+        self._ensure_replicaset(obj, r, fault)
+        ready = 0 if fault else r
+        if fault == "failed-rollout":
+            progressing = ("Progressing", "False", "ProgressDeadlineExceeded",
+                           f'ReplicaSet "{obj["metadata"]["name"]}" has timed out progressing.')
+        elif fault:
+            progressing = ("Progressing", "True", "ReplicaSetUpdated",
+                           f'ReplicaSet "{obj["metadata"]["name"]}" is progressing.')
+        else:
+            progressing = ("Progressing", "True", "NewReplicaSetAvailable",
+                           f'ReplicaSet "{obj["metadata"]["name"]}" has successfully progressed.')
+        available = ("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.") \
+            if ready >= r or not fault else \
+            ("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+        gen = obj["metadata"].get("generation", 1)
+
+        def build(old: Obj) -> Obj:
+            return {**_nonzero({"observedGeneration": gen, "replicas": r, "updatedReplicas": r,
+                                "readyReplicas": ready, "availableReplicas": ready,
+                                "unavailableReplicas": r - ready}),
+                    "conditions": _conditions(old.get("conditions"), [available, progressing], with_update=True)}
+
+        self._set_status(rt, obj, build)
+
+    def _ensure_replicaset(self, dep: Obj, replicas: int, fault: str | None) -> None:
+        meta = dep["metadata"]
+        spec = dep.get("spec") or {}
+        template = spec.get("template") or {}
+        h = _hash(template)
+        rs_name = f"{meta['name']}-{h}"[:253]
+        rs_rt = self._rt(("apps", "replicasets"))
+        ns = meta["namespace"]
+        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"], "uid": meta["uid"],
+                 "controller": True, "blockOwnerDeletion": True}
+        for rs in self.api.store.list(("apps", "replicasets"), ns):
+            refs = rs["metadata"].get("ownerReferences") or []
+            if any(r.get("uid") == meta["uid"] for r in refs) and rs["metadata"]["name"] != rs_name \
+                    and (rs.get("spec") or {}).get("replicas", 0) != 0:
+                def zero(o: Obj) -> None:
+                    o["spec"]["replicas"] = 0
+                self.api.update_internal(rs_rt, ns, rs["metadata"]["name"], zero, subresource="")
+        existing = self.api.store.get(("apps", "replicasets"), ns, rs_name)
+        if existing is None:
+            tmeta = dict(template.get("metadata") or {})
+            tmeta["labels"] = {**(tmeta.get("labels") or {}), "pod-template-hash": h}
+            selector = json.loads(json.dumps(spec.get("selector") or {}))
+            selector.setdefault("matchLabels", {})["pod-template-hash"] = h
+            annotations = {"deployment.kubernetes.io/desired-replicas": str(replicas)}
+            if fault:
+                annotations["sandbox.migrate.dev/fault"] = fault
+            self.api.create_internal(rs_rt, {
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": rs_name, "namespace": ns, "labels": tmeta["labels"],
+                             "annotations": annotations, "ownerReferences": [owner]},
+                "spec": {"replicas": replicas, "selector": selector, "template": {**template, "metadata": tmeta}}})
+        elif (existing.get("spec") or {}).get("replicas") != replicas:
+            def scale(o: Obj) -> None:
+                o["spec"]["replicas"] = replicas
+            self.api.update_internal(rs_rt, ns, rs_name, scale, subresource="")
+
+    def _reconcile_replicasets(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        r = int((obj.get("spec") or {}).get("replicas", 1))
+        ready = 0 if fault else r
+        gen = obj["metadata"].get("generation", 1)
+        self._set_status(rt, obj, lambda old: {"replicas": r, **_nonzero({
+            "fullyLabeledReplicas": r, "readyReplicas": ready, "availableReplicas": ready}),
+            "observedGeneration": gen})
+
+    def _reconcile_statefulsets(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        spec = obj.get("spec") or {}
+        r = int(spec.get("replicas", 1))
+        ready = 0 if fault else r
+        rev = f"{obj['metadata']['name']}-{_hash(spec.get('template') or {})}"
+        gen = obj["metadata"].get("generation", 1)
+        self._set_status(rt, obj, lambda old: {
+            "observedGeneration": gen, "replicas": r, **_nonzero({
+                "readyReplicas": ready, "currentReplicas": r, "updatedReplicas": r, "availableReplicas": ready}),
+            "currentRevision": rev if not fault else old.get("currentRevision", rev), "updateRevision": rev,
+            "collisionCount": 0})
+
+    def _reconcile_daemonsets(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        n = max(1, self.api.store.count(("", "nodes")))
+        ready = 0 if fault else n
+        gen = obj["metadata"].get("generation", 1)
+        self._set_status(rt, obj, lambda old: {
+            "currentNumberScheduled": n, "numberMisscheduled": 0, "desiredNumberScheduled": n,
+            "numberReady": ready, "observedGeneration": gen, "updatedNumberScheduled": n,
+            **_nonzero({"numberAvailable": ready, "numberUnavailable": n - ready})})
+
+    def _reconcile_jobs(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        spec = obj.get("spec") or {}
+        if spec.get("suspend"):
+            return
+        completions = int(spec.get("completions") or 1)
+        now = now_iso()
+
+        def build(old: Obj) -> Obj:
+            if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                   for c in old.get("conditions") or []):
+                return old
+            start = old.get("startTime", now)
+            if fault == "failed-rollout":
+                return {"startTime": start, "failed": int(spec.get("backoffLimit", 6)) + 1, "ready": 0,
+                        "conditions": _conditions(None, [("Failed", "True", "BackoffLimitExceeded",
+                                                          "Job has reached the specified backoff limit")])}
+            if fault:
+                return {"startTime": start, "active": int(spec.get("parallelism") or 1), "ready": 0}
+            conds = _conditions(None, [("Complete", "True", "", "")])
+            for c in conds:
+                c.pop("reason")
+                c.pop("message")
+                c["lastProbeTime"] = now
+            return {"startTime": start, "completionTime": now, "succeeded": completions, "ready": 0,
+                    "conditions": conds, "uncountedTerminatedPods": {}}
+
+        self._set_status(rt, obj, build)
+
+    def _reconcile_services(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        spec = obj.get("spec") or {}
+        if spec.get("type") != "LoadBalancer" or fault:
+            return
+        meta = obj["metadata"]
+        host = f"{meta['name']}-{meta['uid'].replace('-', '')[:16]}.{meta['namespace']}.{self.cluster_name}" \
+               ".elb.sandbox.local"
+
+        def build(old: Obj) -> Obj:
+            return {**old, "loadBalancer": {"ingress": [{"hostname": host}]}}
+
+        self._set_status(rt, obj, build)
+
+    def _reconcile_persistentvolumeclaims(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        if fault or (obj.get("status") or {}).get("phase") == "Bound":
+            return
+        meta = obj["metadata"]
+        spec = obj.get("spec") or {}
+        pv_name = spec.get("volumeName") or f"pvc-{meta['uid']}"
+        size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        modes = spec.get("accessModes") or ["ReadWriteOnce"]
+        pv_rt = self._rt(("", "persistentvolumes"))
+        if self.api.store.get(("", "persistentvolumes"), "", pv_name) is None:
+            self.api.create_internal(pv_rt, {
+                "apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": pv_name, "annotations": {
+                    "pv.kubernetes.io/provisioned-by": "sandbox.migrate.dev/hostpath"}},
+                "spec": {"capacity": {"storage": size}, "accessModes": modes,
+                         "persistentVolumeReclaimPolicy": "Delete",
+                         "storageClassName": spec.get("storageClassName") or "standard",
+                         "hostPath": {"path": f"/tmp/sandbox/{pv_name}"},
+                         "claimRef": {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"],
+                                      "name": meta["name"], "uid": meta["uid"], "apiVersion": "v1"}}},
+                "persistentvolume-controller")
+            self.api.update_internal(pv_rt, "", pv_name, lambda o: o.update(status={"phase": "Bound"}),
+                                     "persistentvolume-controller")
+
+        def bind(o: Obj) -> None:
+            o["spec"]["volumeName"] = pv_name
+            o["spec"].setdefault("storageClassName", "standard")
+            ann = o["metadata"].setdefault("annotations", {})
+            ann["pv.kubernetes.io/bind-completed"] = "yes"
+            ann["pv.kubernetes.io/bound-by-controller"] = "yes"
+            ann["volume.kubernetes.io/storage-provisioner"] = "sandbox.migrate.dev/hostpath"
+            o["status"] = {"phase": "Bound", "accessModes": modes, "capacity": {"storage": size}}
+
+        self.api.update_internal(rt, meta["namespace"], meta["name"], bind, "persistentvolume-controller", "")
+
+    def _reconcile_pods(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        if (obj.get("status") or {}).get("phase"):
+            return
+        now = now_iso()
+        ready = "False" if fault else "True"
+        containers = (obj.get("spec") or {}).get("containers") or []
+        self._set_status(rt, obj, lambda old: {
+            "phase": "Pending" if fault else "Running", "hostIP": "10.0.0.10", "podIP": "10.244.0.10",
+            "startTime": now, "qosClass": "BestEffort",
+            "conditions": [{"type": t, "status": s, "lastTransitionTime": now, "lastProbeTime": None}
+                           for t, s in (("Initialized", "True"), ("Ready", ready), ("ContainersReady", ready),
+                                        ("PodScheduled", "True"))],
+            "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "",
+                                   "ready": not fault, "restartCount": 0, "started": not fault,
+                                   "state": {"running": {"startedAt": now}} if not fault else
+                                   {"waiting": {"reason": "ContainerCreating"}}} for c in containers]})
