@@ -78,12 +78,14 @@ def duplicate_workspace(
     target_ws: str,
     *,
     exclude: Iterable[str] = (),
+    expected_lineage: str | None = None,
     info: str = "",
 ) -> DuplicateResult:
     """Copy ``source_ws`` into ``target_ws`` with a fresh lineage, leaving out ``exclude``.
 
     The copy records its origin (workspace, lineage, serial) so that a second call
-    recognises it and reports done. A target that holds an unrelated, non-empty
+    recognises it and reports done. Terraform drops that field on its next write,
+    so callers should also pass the ``expected_lineage`` they journaled. A target that holds an unrelated, non-empty
     state is refused; an empty one (``terraform workspace new``) is filled.
     """
     if source_ws == target_ws:
@@ -104,7 +106,8 @@ def duplicate_workspace(
             tgt = backend.read(target_ws, tgt_lock).state if backend.exists(target_ws) else None
             if tgt is not None and not tgt.is_empty():
                 origin = tgt.origin or {}
-                if origin.get("workspace") == source_ws and origin.get("lineage") == src.lineage:
+                ours = origin.get("workspace") == source_ws and origin.get("lineage") == src.lineage
+                if ours or (expected_lineage is not None and tgt.lineage == expected_lineage):
                     return DuplicateResult(
                         source_ws, target_ws, src.lineage, int(origin.get("serial", src.serial)),
                         tgt.lineage, tgt.serial, tuple(tgt.addresses()), tuple(origin.get("excluded", ())),

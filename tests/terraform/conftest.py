@@ -56,7 +56,7 @@ SHARED = ["terraform_data.vpc", "terraform_data.zone"]
 SLEEPER_TF = """
 resource "terraform_data" "sleeper" {
   triggers_replace = timestamp()
-  provisioner "local-exec" { command = "sleep 4" }
+  provisioner "local-exec" { command = "sleep 3" }
 }
 """
 
