@@ -1,0 +1,1 @@
+from engine.kit import project  # noqa: F401  (the fixture)
