@@ -8,9 +8,9 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -43,7 +43,7 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what apiserver's generateName use
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -189,7 +189,7 @@ class KubeAPI:
         if req.verb == "get":
             return Response(200, self.get(req))
         if req.verb == "list":
-            return Response(200, self.list(req))
+            return Response(200, self.list_objects(req))
         if req.verb == "create":
             return self.create(req)
         if req.verb == "update":
@@ -222,7 +222,7 @@ class KubeAPI:
         fsel = field_selector(req.query.get("fieldSelector"), req.rt.plural, req.rt.is_custom)
         return lambda o: lsel((o.get("metadata") or {}).get("labels") or {}) and fsel(o)
 
-    def list(self, req: Request) -> Obj:
+    def list_objects(self, req: Request) -> Obj:
         rt = req.rt
         match = self._matcher(req)
         ns = req.namespace if rt.namespaced and req.namespace else None
@@ -231,7 +231,7 @@ class KubeAPI:
         token = req.query.get("continue")
         with self.store.lock:
             rv = self.store.resource_version
-            items = self.store.list(_bucket(rt), ns)
+            items = self.store.objects(_bucket(rt), ns)
         if token:
             try:
                 state = json.loads(base64.b64decode(token))
@@ -254,7 +254,7 @@ class KubeAPI:
             out_items = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in matched]
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta, "items": out_items}
 
-    def watch(self, req: Request, default_timeout: float = 1800.0) -> Iterator[Obj | None]:
+    def watch(self, req: Request, default_timeout: float = 1800.0) -> Generator[Obj | None, None, None]:
         """Yield watch events ({"type", "object"}); None is a heartbeat so callers can notice hang-ups."""
         rt = req.rt
         match = self._matcher(req)
@@ -266,7 +266,7 @@ class KubeAPI:
         initial: list[Obj] = []
         with self.store.lock:
             if rv_param in ("", "0"):
-                initial = [o for o in self.store.list(bucket, ns) if match(o)]
+                initial = [o for o in self.store.objects(bucket, ns) if match(o)]
                 last = self.store.resource_version
             else:
                 try:
@@ -351,6 +351,8 @@ class KubeAPI:
         meta["generation"] = 1
         if "status" in rt.subresources and rt.kind not in ("Namespace",):
             obj.pop("status", None)  # status is written through the status subresource only
+            if not rt.is_custom:
+                obj["status"] = {}  # Go structs serialise an empty status as {}
         dry = self._dry_run(req)
         warnings = self._admit(req, obj)
         apply_defaults(rt.group, rt.kind, obj, self.ips)
@@ -434,7 +436,7 @@ class KubeAPI:
         if not applied:
             managed.record_update(old, new, manager, rt.api_version, now, self.schema_node(rt), req.subresource)
         # A no-op write does not bump resourceVersion, as on a real server.
-        if _strip_rv(new) == _strip_rv(old) or _same_but_time(new, old):
+        if _strip_rv(new) == _strip_rv(old):
             return Response(200, self.present(rt, old), warnings)
         if self._dry_run(req):
             meta["resourceVersion"] = old_meta["resourceVersion"]
@@ -607,7 +609,7 @@ class KubeAPI:
 
     def _delete_obj(self, rt: ResourceType, old: Obj, policy: str, dry: bool) -> Response:
         meta = old["metadata"]
-        pending = bool(meta.get("finalizers")) or rt.kind == "Namespace" and rt.group == ""
+        pending = bool(meta.get("finalizers")) or (rt.kind == "Namespace" and rt.group == "")
         if pending:
             if meta.get("deletionTimestamp"):
                 return Response(200, self.present(rt, old))
@@ -643,7 +645,7 @@ class KubeAPI:
         """The garbage collector, done synchronously: dependents go with their owner (or are orphaned)."""
         with self.store.lock:
             for rt in self.registry.all():
-                for obj in self.store.list(_bucket(rt)):
+                for obj in self.store.objects(_bucket(rt)):
                     refs = obj["metadata"].get("ownerReferences") or []
                     if not any(r.get("uid") == owner_uid for r in refs):
                         continue
@@ -658,7 +660,7 @@ class KubeAPI:
 
     def delete_collection(self, req: Request) -> Response:
         rt = req.rt
-        lst = self.list(Request("list", rt, req.namespace, query={
+        lst = self.list_objects(Request("list", rt, req.namespace, query={
             k: v for k, v in req.query.items() if k in ("labelSelector", "fieldSelector")}))
         opts = parse_body(req.body) if req.body.strip() else {}
         policy = (opts or {}).get("propagationPolicy") or req.query.get("propagationPolicy") or "Background"
@@ -784,6 +786,3 @@ def _strip_rv(obj: Obj) -> Obj:
     meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
     return {**obj, "metadata": meta}
 
-
-def _same_but_time(new: Obj, old: Obj) -> bool:
-    return False

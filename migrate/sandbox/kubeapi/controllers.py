@@ -205,7 +205,7 @@ class Controllers:
         for rt in self.api.registry.all():
             if not rt.namespaced:
                 continue
-            for obj in self.api.store.list((rt.group, rt.plural), ns):
+            for obj in self.api.store.objects((rt.group, rt.plural), ns):
                 self.api.delete_internal(rt, ns, obj["metadata"]["name"])
                 if self.api.store.get((rt.group, rt.plural), ns, obj["metadata"]["name"]) is not None:
                     remaining += 1
@@ -253,7 +253,7 @@ class Controllers:
         ns = meta["namespace"]
         owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"], "uid": meta["uid"],
                  "controller": True, "blockOwnerDeletion": True}
-        for rs in self.api.store.list(("apps", "replicasets"), ns):
+        for rs in self.api.store.objects(("apps", "replicasets"), ns):
             refs = rs["metadata"].get("ownerReferences") or []
             if any(r.get("uid") == meta["uid"] for r in refs) and rs["metadata"]["name"] != rs_name \
                     and (rs.get("spec") or {}).get("replicas", 0) != 0:

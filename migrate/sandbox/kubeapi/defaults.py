@@ -48,7 +48,8 @@ class IPAllocator:
         with self._lock:
             n = self._next_ip
             self._next_ip += 1
-        return f"10.96.{(n >> 8) & 0xFF}.{n & 0xFF}" if n < 65536 else f"10.{96 + (n >> 16)}.{(n >> 8) & 0xFF}.{n & 0xFF}"
+        # 10.96.0.0/12 holds 2^20 addresses; the offset is spread over the last three octets.
+        return f"10.{96 + (n >> 16)}.{(n >> 8) & 0xFF}.{n & 0xFF}"
 
     def node_port(self) -> int:
         with self._lock:

@@ -14,8 +14,13 @@ _ITEM = object()  # marks "this list item exists" in a field set
 _META_TRACKED = {"labels", "annotations", "finalizers", "ownerReferences"}
 
 
+# Defaults of list-map keys: an applied port without `protocol` is the stored port with protocol TCP.
+_KEY_DEFAULTS = {"protocol": "TCP"}
+
+
 def _key_token(item: dict[str, Any], keys: list[str]) -> str:
-    return "k:" + json.dumps({k: item[k] for k in keys if k in item}, sort_keys=True, separators=(",", ":"))
+    vals = {k: item.get(k, _KEY_DEFAULTS.get(k)) for k in keys if k in item or k in _KEY_DEFAULTS}
+    return "k:" + json.dumps(vals, sort_keys=True, separators=(",", ":"))
 
 
 def _walk(v: Any, meta: SchemaNode | None, prefix: Path, out: dict[Path, Any]) -> None:

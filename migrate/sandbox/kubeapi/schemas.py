@@ -180,8 +180,8 @@ def crd_to_jsonschema(schema: dict[str, Any]) -> dict[str, Any]:
             props.setdefault("kind", {"type": "string"})
             props["metadata"] = {"type": "object"}
         # Structural pruning: unknown fields are dropped unless the schema preserves them.
-        if (out.get("type") == "object" and "additionalProperties" not in out
-                and not node.get("x-kubernetes-preserve-unknown-fields") and not node.get("x-kubernetes-embedded-resource")):
+        keeps_unknown = node.get("x-kubernetes-preserve-unknown-fields") or node.get("x-kubernetes-embedded-resource")
+        if out.get("type") == "object" and "additionalProperties" not in out and not keeps_unknown:
             out["additionalProperties"] = False
         return out
 

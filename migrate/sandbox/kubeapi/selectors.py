@@ -46,6 +46,26 @@ def _split_terms(text: str) -> list[str]:
     return [t for t in terms if t.strip()]
 
 
+def _label_eq(k: str, v: str) -> Predicate:
+    return lambda lb: lb.get(k) == v
+
+
+def _label_ne(k: str, v: str) -> Predicate:
+    return lambda lb: lb.get(k) != v
+
+
+def _label_in(k: str, vs: set[str], inside: bool) -> Predicate:
+    return lambda lb: (lb.get(k) in vs) == inside
+
+
+def _label_exists(k: str, present: bool) -> Predicate:
+    return lambda lb: (k in lb) == present
+
+
+def _field_cmp(path: str, v: str, equal: bool) -> Predicate:
+    return lambda o: (_field_value(o, path) == v) == equal
+
+
 def label_selector(text: str | None) -> Predicate:
     if not text:
         return lambda _labels: True
@@ -55,9 +75,9 @@ def label_selector(text: str | None) -> Predicate:
         if m:
             key, op, val = m.groups()
             if op == "!=":
-                preds.append(lambda lb, k=key, v=val: lb.get(k) != v)
+                preds.append(_label_ne(key, val))
             else:
-                preds.append(lambda lb, k=key, v=val: lb.get(k) == v)
+                preds.append(_label_eq(key, val))
             continue
         m = _SET_RE.match(term)
         if not m:
@@ -68,13 +88,13 @@ def label_selector(text: str | None) -> Predicate:
         if op:
             vals = {v.strip() for v in (values or "").split(",") if v.strip()}
             if op == "in":
-                preds.append(lambda lb, k=key, vs=vals: lb.get(k) in vs)
+                preds.append(_label_in(key, vals, True))
             else:
-                preds.append(lambda lb, k=key, vs=vals: lb.get(k) not in vs)
+                preds.append(_label_in(key, vals, False))
         elif neg:
-            preds.append(lambda lb, k=key: k not in lb)
+            preds.append(_label_exists(key, False))
         else:
-            preds.append(lambda lb, k=key: k in lb)
+            preds.append(_label_exists(key, True))
     return lambda labels: all(p(labels) for p in preds)
 
 
@@ -103,7 +123,7 @@ def field_selector(text: str | None, plural: str, custom: bool = False) -> Predi
             raise bad_request(f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"'
                               if custom else f"field label not supported: {path}")
         if op == "!=":
-            preds.append(lambda o, p=path, v=val: _field_value(o, p) != v)
+            preds.append(_field_cmp(path, val, False))
         else:
-            preds.append(lambda o, p=path, v=val: _field_value(o, p) == v)
+            preds.append(_field_cmp(path, val, True))
     return lambda obj: all(p(obj) for p in preds)

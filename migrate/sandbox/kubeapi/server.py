@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
-import time
+from collections.abc import Generator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.owner._track(self.connection, False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are not logged; a busy replay would flood stderr
 
     def do_GET(self) -> None:
@@ -169,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _watch(self, req: Request) -> None:
         owner = self.server.owner
-        events = owner.api.watch(req)
+        events: Generator[dict[str, Any] | None, None, None] = owner.api.watch(req)
         first = next(events)  # raises ApiError (bad selector, ...) before we commit to a 200
         self.send_response(200)
         self.send_header("Content-Type", _JSON)
@@ -267,10 +268,8 @@ class KubeAPIServer:
         with self._conns_lock:
             conns = list(self._conns)
         for c in conns:  # keep-alive connections would otherwise hold their threads
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -352,10 +351,7 @@ class KubeAPIServer:
             verb = "watch" if query.get("watch") in ("true", "1") else "list"
         elif method == "DELETE" and not name:
             verb = "deletecollection"
-        elif method == "POST" and name:
-            raise ApiError(405, "the server does not allow this method on the requested resource",
-                           "MethodNotAllowed")
-        elif method in ("PUT", "PATCH") and not name:
+        elif (method == "POST" and name) or (method in ("PUT", "PATCH") and not name):
             raise ApiError(405, "the server does not allow this method on the requested resource",
                            "MethodNotAllowed")
         if verb not in rt.verbs and verb not in ("get",):

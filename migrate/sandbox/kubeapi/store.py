@@ -58,7 +58,7 @@ class Store:
     def get(self, bucket: Bucket, namespace: str, name: str) -> Obj | None:
         return self._objects.get(bucket, {}).get((namespace, name))
 
-    def list(self, bucket: Bucket, namespace: str | None = None) -> list[Obj]:
+    def objects(self, bucket: Bucket, namespace: str | None = None) -> list[Obj]:
         with self.lock:
             items = self._objects.get(bucket, {})
             keys = sorted(k for k in items if namespace is None or k[0] == namespace)
