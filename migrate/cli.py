@@ -23,7 +23,7 @@ from rich.console import Console
 
 from migrate import __version__
 from migrate.config import DEFAULT_CONFIG, load_config
-from migrate.errors import MigrateError
+from migrate.errors import MigrateError, UsageError
 from migrate.run import api
 from migrate.run.events import Reporter
 from migrate.run.journal import RunState
@@ -82,7 +82,9 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-def _handle(config: str, env: str) -> api.EnvHandle:
+def _handle(config: str, env: str | None) -> api.EnvHandle:
+    if not env:
+        raise UsageError("--env is required", hint="e.g. --env dev; `invoke status` lists the environments")
     return api.open_env(load_config(config), env)
 
 
@@ -98,14 +100,14 @@ def _finish(run: RunState | None, json_: bool) -> None:
         out.print(f"[yellow]paused[/yellow] after {run.paused_after}")
 
 
-@task(help={
+@task(positional=[], help={
     "env": "environment to plan (from migrate.yaml)",
     "config": CONFIG_HELP,
     "json": JSON_HELP,
     "decommission": "plan the decommission of the old cluster instead of the migration",
 })
 @_operator_errors
-def plan(c: InvokeContext, env: str, config: str = DEFAULT_CONFIG, json_: bool = False,
+def plan(c: InvokeContext, env: str | None = None, config: str = DEFAULT_CONFIG, json_: bool = False,
          decommission: bool = False) -> None:
     """Write a reviewable plan (plans/<env>-<UTC time>.plan.json and .plan.md). Changes nothing else.
 
@@ -126,6 +128,7 @@ def plan(c: InvokeContext, env: str, config: str = DEFAULT_CONFIG, json_: bool =
 
 
 @task(
+    positional=[],
     help={
         "env": "environment to migrate (from migrate.yaml)",
         "plan": "execute this reviewed plan file (required where review: required)",
@@ -142,7 +145,7 @@ def plan(c: InvokeContext, env: str, config: str = DEFAULT_CONFIG, json_: bool =
 @_operator_errors
 def migrate(
     c: InvokeContext,
-    env: str,
+    env: str | None = None,
     plan: str | None = None,
     dry_run: bool = False,
     continue_: bool = False,
@@ -175,7 +178,7 @@ def migrate(
     _finish(run, json_)
 
 
-@task(help={"env": "one environment (default: all)", "config": CONFIG_HELP, "json": "print JSON"})
+@task(positional=[], help={"env": "one environment (default: all)", "config": CONFIG_HELP, "json": "print JSON"})
 @_operator_errors
 def status(c: InvokeContext, env: str | None = None, config: str = DEFAULT_CONFIG, json_: bool = False) -> None:
     """Show each environment's lock holder and the state of its latest runs, step by step."""
@@ -201,7 +204,7 @@ def status(c: InvokeContext, env: str | None = None, config: str = DEFAULT_CONFI
                 out.print(f"  last error: {_escape(r['error'])}")
 
 
-@task(help={
+@task(positional=[], help={
     "env": "environment to roll back",
     "to": "undo completed steps down to and including this step id (default: all)",
     "decommission": "roll back the decommission run instead of the migration",
@@ -209,14 +212,14 @@ def status(c: InvokeContext, env: str | None = None, config: str = DEFAULT_CONFI
     "json": JSON_HELP,
 })
 @_operator_errors
-def rollback(c: InvokeContext, env: str, to: str | None = None, decommission: bool = False,
+def rollback(c: InvokeContext, env: str | None = None, to: str | None = None, decommission: bool = False,
              config: str = DEFAULT_CONFIG, json_: bool = False) -> None:
     """Undo the completed steps of the latest run, newest first (traffic back to the old cluster first)."""
     h = _handle(config, env)
     api.rollback(h, _reporter(json_), to=to, operation="decommission" if decommission else "migrate")
 
 
-@task(help={
+@task(positional=[], help={
     "env": "environment whose old cluster to decommission",
     "plan": "execute this reviewed decommission plan file",
     "dry-run": "only plan the decommission",
@@ -224,7 +227,7 @@ def rollback(c: InvokeContext, env: str, to: str | None = None, decommission: bo
     "json": JSON_HELP,
 })
 @_operator_errors
-def decommission(c: InvokeContext, env: str, plan: str | None = None, dry_run: bool = False,
+def decommission(c: InvokeContext, env: str | None = None, plan: str | None = None, dry_run: bool = False,
                  config: str = DEFAULT_CONFIG, json_: bool = False) -> None:
     """After the cutover and its bake time: remove the gateway, hand over shared state, destroy the old cluster."""
     h = _handle(config, env)

@@ -7,6 +7,7 @@ import sys
 from typing import TextIO
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from migrate.run.events import Event
 
@@ -28,10 +29,29 @@ _STYLE = {
 
 
 class RichReporter:
+    """One line per event; on a terminal, a spinner with elapsed time while a step runs."""
+
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=False, highlight=False)
+        self._live: Progress | None = None
+
+    def _stop_spinner(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
     def emit(self, event: Event) -> None:
+        self._stop_spinner()
+        if event.type == "step.started" and self.console.is_terminal:
+            self._live = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                  console=self.console, transient=True)
+            self._live.add_task(event.message, total=None)
+            self._live.start()
+            return
+        if event.type == "step.progress":
+            # Sub-step progress from long steps (replay counts, traffic weights): a line each.
+            self.console.print(f"  [dim]{event.message}[/dim]", soft_wrap=True)
+            return
         mark, style = _STYLE.get(event.type, ("•", ""))
         extra = ""
         if event.type == "step.done" and "seconds" in event.data:
