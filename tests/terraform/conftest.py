@@ -24,7 +24,9 @@ DATA = Path(__file__).parent / "data"
 # "cluster" plays the EKS cluster; nodes/addons/irsa depend on it; vpc/zone are shared.
 STACK_TF = """
 resource "terraform_data" "vpc" { input = "vpc-1" }
-resource "terraform_data" "zone" { input = "zone-1" }
+resource "terraform_data" "zone" {
+  input = "zone-1"
+}
 resource "terraform_data" "cluster" { input = terraform_data.vpc.output }
 resource "terraform_data" "nodes" {
   count = 2
