@@ -178,7 +178,13 @@ class KubeAPI:
         fv = req.query.get("fieldValidation", "Warn")
         if fv not in ("Strict", "Warn", "Ignore"):
             raise bad_request(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got {fv!r}')
-        warnings = validation.check_schema(rt, self._validator(rt), obj, fv)
+        # Status written by controllers is not the client's input; the real server does not check it here.
+        held = obj.pop("status", None) if "status" in rt.subresources and req.subresource != "status" else None
+        try:
+            warnings = validation.check_schema(rt, self._validator(rt), obj, fv)
+        finally:
+            if held is not None:
+                obj["status"] = held
         validation.check_selector_matches_template(rt, obj)
         if rt.group == "apiextensions.k8s.io" and rt.kind == "CustomResourceDefinition":
             self._validate_crd(rt, obj)
@@ -481,7 +487,8 @@ class KubeAPI:
             return self._apply(req, body)
         with self.store.lock:
             old = self._get_live(req)
-            base = self._scale_of(rt, old) if req.subresource == "scale" else self.present(rt, old)
+            # Patch a private copy: stored objects are shared with readers and must never change in place.
+            base = copy.deepcopy(self._scale_of(rt, old) if req.subresource == "scale" else self.present(rt, old))
             try:
                 if ctype == JSON_PATCH:
                     new = patch.json_patch(base, body)

@@ -116,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
             resp: Response = owner.api.handle(req)
             headers = {}
             if resp.warnings:
-                headers["Warning"] = ", ".join(f'299 - "{w}"'.replace("\n", " ") for w in resp.warnings[:20])
+                headers["Warning"] = ", ".join(_warning(w) for w in resp.warnings[:20])
             self._send(resp.code, resp.body, headers)
         except ApiError as e:
             self._send_error(e)
@@ -211,6 +211,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "DELETE":
             faults.clear()
         self._send(200, faults.snapshot())
+
+
+def _warning(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return f'299 - "{escaped}"'
 
 
 _VERB = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
