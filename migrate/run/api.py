@@ -235,6 +235,15 @@ def rollback(h: EnvHandle, reporter: Reporter, *, to: str | None = None,
         run = latest(h.journal, operation)
         if run is None:
             raise UsageError(f"{h.name} has no {operation} run to roll back", where=f"environment {h.name}")
+        decom = latest(h.journal, "decommission")
+        if operation == "migrate" and decom is not None and decom.status != "rolled_back":
+            raise PrerequisiteError(
+                f"the old cluster of {h.name} is being or has been decommissioned (run {decom.run_id}, "
+                f"{decom.status}); traffic cannot go back to it",
+                where=f"environment {h.name}",
+                hint="roll back the decommission first (`invoke rollback --env ENV --decommission`) if it "
+                "has not destroyed the old cluster yet",
+            )
         if run.status == "rolled_back":
             raise UsageError(f"run {run.run_id} of {h.name} is already rolled back")
         plan = Plan.model_validate(run.plan)

@@ -77,7 +77,8 @@ class Journal:
                 os.fsync(f.fileno())
 
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._repair_tail()
         rec = {"ts": utcnow(), **redact(record)}
         line = (json.dumps(rec, sort_keys=True, default=str) + "\n").encode()
@@ -87,6 +88,12 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if created:  # make the new directory entry itself durable
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
         return rec
 
 

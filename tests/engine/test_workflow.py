@@ -112,3 +112,19 @@ def test_secrets_stay_out_of_plans_journal_and_events(project: Project) -> None:
     assert secret not in r.stdout + r.stderr
     journal = project.root / ".migrate/dev/journal.jsonl"
     assert stat.S_IMODE(os.stat(journal).st_mode) == 0o600
+
+
+def test_decommission_waits_for_a_completed_cutover_and_its_bake_time(project: Project) -> None:
+    write_config(project.root, [env_block("dev", [hook("a")], extra="bake: 1h")])
+    r = project.run("decommission", "--env", "dev")
+    assert r.returncode == 3 and "needs a completed migration" in r.stderr
+    assert project.run("migrate", "--env", "dev").returncode == 0
+    before = project.snapshot()
+    r = project.run("decommission", "--env", "dev")
+    assert r.returncode == 3
+    assert "bake time of 3600s has not passed" in r.stderr and "environments.dev.bake" in r.stderr
+    assert project.snapshot() == before
+    r = project.run("decommission", "--env", "dev", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    md = sorted((project.root / "plans").glob("decommission-dev-*.plan.md"))
+    assert md and "## Will be deleted" in md[0].read_text() and "cluster dev-blue" in md[0].read_text()
