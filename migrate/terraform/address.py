@@ -80,12 +80,22 @@ class Address:
             parts.append(self.resource_str + (format_key(self.key) if self.has_key else ""))
         return ".".join(parts)
 
-    def matches(self, other: Address) -> bool:
-        """True if ``other`` (an instance address) is this address or lies under it."""
+    def matches(self, other: Address, *, any_key: bool = False) -> bool:
+        """True if ``other`` (an instance address) is this address or lies under it.
+
+        Terraform's target rules: module keys must be equal, except that a module
+        address whose *last* step has no key takes in every instance of it, and a
+        resource address without a key takes in all its instances. With ``any_key``
+        every keyless module step is a wildcard (for config-level dependencies).
+        """
         if len(other.module) < len(self.module):
             return False
-        for mine, theirs in zip(self.module, other.module, strict=False):
-            if mine.name != theirs.name or (mine.key is not None and mine.key != theirs.key):
+        last = len(self.module) - 1
+        for i, (mine, theirs) in enumerate(zip(self.module, other.module, strict=False)):
+            if mine.name != theirs.name:
+                return False
+            wildcard = mine.key is None and (any_key or (self.type is None and i == last))
+            if not wildcard and mine.key != theirs.key:
                 return False
         if self.type is None:
             return True

@@ -395,7 +395,7 @@ class State:
         for raddr, pats in entries:
             for pat in pats:
                 for cand in by_config.get(pat.config_str, ()):
-                    if pat.matches(cand):
+                    if pat.matches(cand, any_key=True):
                         rdeps.setdefault(cand, []).append(raddr)
         closed: set[Address] = set()
         todo = list({i.address.resource() for i in self.instances() if str(i.address) in seed_set})

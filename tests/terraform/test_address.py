@@ -70,6 +70,12 @@ def test_matching() -> None:
     assert not parse_address('module.eks["a"].aws_eks_node_group.ng[0]').matches(inst)
     assert not parse_address("aws_eks_node_group.ng").matches(inst)
     assert not parse_address('module.eks["a"].data.aws_eks_node_group.ng').matches(inst)
+    # Terraform's rules: only a module address's last keyless step is a wildcard
+    assert not parse_address("module.eks.aws_eks_node_group.ng").matches(inst)
+    assert parse_address("module.eks.aws_eks_node_group.ng").matches(inst, any_key=True)
+    deep = parse_address('module.a["x"].module.b[0].aws_s3_bucket.b')
+    assert parse_address('module.a["x"].module.b').matches(deep)
+    assert not parse_address("module.a.module.b").matches(deep)
 
 
 def test_format_key_escapes() -> None:
