@@ -89,7 +89,10 @@ def _to_openapi(node: Any) -> Any:
         return node
     out: dict[str, Any] = {}
     for k, v in node.items():
-        if k == "$ref" and isinstance(v, str) and v.startswith(_REF):
+        if k in ("properties", "patternProperties") and isinstance(v, dict):
+            # A map of field name -> schema: JSONSchemaProps has fields named "$ref", "type", "allOf", ...
+            out[k] = {name: _to_openapi(sub) for name, sub in v.items()}
+        elif k == "$ref" and isinstance(v, str) and v.startswith(_REF):
             out[k] = "#/components/schemas/" + v[len(_REF):]
         elif k == "type" and isinstance(v, list):
             types = [t for t in v if t != "null"]
