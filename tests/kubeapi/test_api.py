@@ -472,15 +472,18 @@ def test_watch_label_selector_turns_unmatching_into_deleted(server: KubeAPIServe
     assert events == ["ADDED", "DELETED"]
 
 
-def test_kubectl_get_watch_streams_chunks(kubectl: Kubectl, api_client: kubernetes.client.ApiClient,
-                                          namespace: str) -> None:
-    proc = kubectl.popen("get", "cm", "-n", namespace, "-w", "--request-timeout=5s", "-o", "name")
-    time.sleep(1.0)
-    _core(api_client).create_namespaced_config_map(namespace, cm("streamed"))
-    time.sleep(0.5)
-    proc.terminate()
-    out, _ = proc.communicate(timeout=5)
-    assert "configmap/streamed" in out
+def test_kubectl_get_watch_streams_chunks(server: KubeAPIServer, kubectl: Kubectl,
+                                          api_client: kubernetes.client.ApiClient, namespace: str) -> None:
+    assert server.wait_idle(5)  # kube-root-ca.crt exists, so the initial list prints a first line
+    proc = kubectl.popen("get", "cm", "-n", namespace, "-w", "--request-timeout=10s", "-o", "name")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "configmap/kube-root-ca.crt"
+        _core(api_client).create_namespaced_config_map(namespace, cm("streamed"))
+        assert proc.stdout.readline().strip() == "configmap/streamed"  # arrived over the open stream
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 # ---------------------------------------------------------------- entry points
