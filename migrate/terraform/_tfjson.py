@@ -88,7 +88,7 @@ def _stdlib_dumps(obj: Any) -> bytes:
         False,
         True,
     )(obj, 0)
-    return "".join(chunks).encode()
+    return ("".join(chunks) + "\n").encode()
 
 
 def dumps(obj: Any, *, accelerate: bool = True) -> bytes:
@@ -96,9 +96,10 @@ def dumps(obj: Any, *, accelerate: bool = True) -> bytes:
     data: bytes | None = None
     if accelerate and _orjson is not None:
         try:
-            data = _orjson.dumps(obj, default=_orjson_default, option=_orjson.OPT_INDENT_2)
+            data = _orjson.dumps(obj, default=_orjson_default,
+                                 option=_orjson.OPT_INDENT_2 | _orjson.OPT_APPEND_NEWLINE)
         except _orjson.JSONEncodeError:
             data = None  # e.g. integers beyond 64 bits: the stdlib handles them
     if data is None:
         data = _stdlib_dumps(obj)
-    return _go_escape(data) + b"\n"
+    return _go_escape(data)

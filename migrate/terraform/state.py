@@ -8,6 +8,7 @@ what it changes, which keeps a 50 MB state cheap to edit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -17,7 +18,8 @@ from typing import Any
 
 from migrate.errors import StateError
 from migrate.terraform import _tfjson
-from migrate.terraform.address import Address, ModuleStep, parse_address, parse_module
+from migrate.terraform.address import Address, ModuleStep, parse_address
+from migrate.terraform.address import parse_module as _parse_module_uncached
 
 SUPPORTED_VERSION = 4
 _ENCRYPTED_KEYS = ("encrypted_data", "encryption_version")
@@ -36,6 +38,11 @@ class Instance:
 
     def __str__(self) -> str:
         return str(self.address)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_module(text: str) -> tuple[ModuleStep, ...]:
+    return _parse_module_uncached(text)
 
 
 def _resource_addr(res: dict[str, Any], module: tuple[ModuleStep, ...], key: Any, has_key: bool) -> Address:
@@ -213,25 +220,54 @@ class State:
             seen.setdefault(str(inst.address), None)
         return list(seen)
 
+    def _matches(self, pats: list[Address]) -> tuple[list[tuple[int, int, str]], list[bool]]:
+        """(resource index, instance index, address) of every instance matched, and which
+        patterns matched anything. Resource and instance patterns are looked up by
+        resource identity, so the cost is O(instances + patterns), not their product."""
+        by_res: dict[tuple[str, str, str | None, str | None], list[int]] = {}
+        module_pats: list[int] = []
+        for i, p in enumerate(pats):
+            if p.is_module:
+                module_pats.append(i)
+            else:
+                by_res.setdefault((p.module_str, p.mode, p.type, p.name), []).append(i)
+        used = [False] * len(pats)
+        hits: list[tuple[int, int, str]] = []
+        for ri, res in enumerate(self.resources):
+            mod_text = res.get("module", "")
+            cands = by_res.get((mod_text, res.get("mode", "managed"), res["type"], res["name"]), [])
+            if not cands and not module_pats:
+                continue
+            module = parse_module(mod_text)
+            for ii, obj in enumerate(res.get("instances", [])):
+                addr = _resource_addr(res, module, obj.get("index_key"), "index_key" in obj)
+                hit = False
+                for pi in cands:
+                    if pats[pi].matches(addr):
+                        used[pi] = hit = True
+                for pi in module_pats:
+                    if pats[pi].matches(addr):
+                        used[pi] = hit = True
+                if hit:
+                    hits.append((ri, ii, str(addr)))
+        return hits, used
+
     def select(self, patterns: Iterable[str | Address], *, missing_ok: bool = True) -> list[str]:
         """Instance addresses matched by resource, instance or module addresses."""
         pats = [_as_address(p) for p in patterns]
-        hits: dict[str, None] = {}
-        used = [False] * len(pats)
-        for inst in self.instances():
-            for i, p in enumerate(pats):
-                if p.matches(inst.address):
-                    hits.setdefault(str(inst.address), None)
-                    used[i] = True
+        hits, used = self._matches(pats)
         if not missing_ok:
-            unknown = [str(p) for p, u in zip(pats, used, strict=True) if not u]
-            if unknown:
-                raise StateError(
-                    f"no resource in the state matches {', '.join(unknown)}",
-                    where=self.where,
-                    hint="check the address with `terraform state list` (keys are quoted: x[\"k\"])",
-                )
-        return list(hits)
+            self._refuse_unknown(pats, used)
+        return list(dict.fromkeys(h[2] for h in hits))
+
+    def _refuse_unknown(self, pats: list[Address], used: list[bool]) -> None:
+        unknown = [str(p) for p, u in zip(pats, used, strict=True) if not u]
+        if unknown:
+            raise StateError(
+                f"no resource in the state matches {', '.join(unknown)}",
+                where=self.where,
+                hint="check the address with `terraform state list` (keys are quoted: x[\"k\"])",
+            )
 
     # ---- surgery -----------------------------------------------------------------
 
@@ -242,22 +278,24 @@ class State:
         (unless ``missing_ok``), and nothing is removed in that case.
         """
         pats = [_as_address(p) for p in patterns]
-        removed = self.select(pats, missing_ok=missing_ok)
-        if not removed:
+        hits, used = self._matches(pats)
+        if not missing_ok:
+            self._refuse_unknown(pats, used)
+        if not hits:
             return self, []
-        gone = set(removed)
+        gone: dict[int, set[int]] = {}
+        for ri, ii, _ in hits:
+            gone.setdefault(ri, set()).add(ii)
         new_resources = []
-        for res in self.resources:
-            module = parse_module(res.get("module", ""))
-            kept = [
-                obj for obj in res.get("instances", [])
-                if str(_resource_addr(res, module, obj.get("index_key"), "index_key" in obj)) not in gone
-            ]
-            if len(kept) == len(res.get("instances", [])):
+        for ri, res in enumerate(self.resources):
+            drop = gone.get(ri)
+            if not drop:
                 new_resources.append(res)
-            elif kept:
+                continue
+            kept = [obj for ii, obj in enumerate(res.get("instances", [])) if ii not in drop]
+            if kept:
                 new_resources.append({**res, "instances": kept})
-        return self._replace(resources=new_resources), removed
+        return self._replace(resources=new_resources), list(dict.fromkeys(h[2] for h in hits))
 
     def mv(self, source: str | Address, target: str | Address) -> State:
         """Move a module, a resource or one instance to a new address (``terraform state mv``)."""
@@ -377,38 +415,43 @@ class State:
         group in ``module.eks["a"]`` does not drag in ``module.eks["b"]``.
         Module addresses as seeds take in everything nested under them.
         """
-        seed_set = set(self.select(seeds, missing_ok=False))
-        entries = []  # (resource address without key, module, its deps as patterns)
+        pats = [_as_address(p) for p in seeds]
+        hits, used = self._matches(pats)
+        self._refuse_unknown(pats, used)
+        seed_addrs = {h[2] for h in hits}
+        entries = []  # (resource address without key, its deps as patterns)
         for res in self.resources:
             module = parse_module(res.get("module", ""))
-            raddr = _resource_addr(res, module, None, False)
             deps: set[str] = set()
             for obj in res.get("instances", []):
                 deps.update(obj.get("dependencies") or ())
                 deps.update(obj.get("depends_on") or ())
-            entries.append((raddr, [_resolve_dep(d, module) for d in sorted(deps)]))
-        by_config: dict[str, list[Address]] = {}
-        for raddr, _ in entries:
-            by_config.setdefault(raddr.config_str, []).append(raddr)
+            entries.append((_resource_addr(res, module, None, False), [_resolve_dep(d, module) for d in sorted(deps)]))
+        by_config: dict[str, list[int]] = {}
+        for ri, (raddr, _) in enumerate(entries):
+            by_config.setdefault(raddr.config_str, []).append(ri)
         # reverse edges: resource -> resources that depend on it
-        rdeps: dict[Address, list[Address]] = {}
-        for raddr, pats in entries:
-            for pat in pats:
+        rdeps: dict[int, list[int]] = {}
+        for ri, (_, dep_pats) in enumerate(entries):
+            for pat in dep_pats:
                 for cand in by_config.get(pat.config_str, ()):
-                    if pat.matches(cand, any_key=True):
-                        rdeps.setdefault(cand, []).append(raddr)
-        closed: set[Address] = set()
-        todo = list({i.address.resource() for i in self.instances() if str(i.address) in seed_set})
+                    if pat.matches(entries[cand][0], any_key=True):
+                        rdeps.setdefault(cand, []).append(ri)
+        closed: set[int] = set()
+        todo = list({h[0] for h in hits})
         while todo:
-            cur = todo.pop()
-            for nxt in rdeps.get(cur, ()):
+            for nxt in rdeps.get(todo.pop(), ()):
                 if nxt not in closed:
                     closed.add(nxt)
                     todo.append(nxt)
-        return [
-            a for a in self.addresses()
-            if a in seed_set or parse_address(a).resource() in closed
-        ]
+        out: dict[str, None] = {}
+        for ri, res in enumerate(self.resources):
+            module = parse_module(res.get("module", ""))
+            for obj in res.get("instances", []):
+                addr = str(_resource_addr(res, module, obj.get("index_key"), "index_key" in obj))
+                if ri in closed or addr in seed_addrs:
+                    out.setdefault(addr, None)
+        return list(out)
 
 
 def _addr_tuple(res: dict[str, Any]) -> tuple[str, str, str, str]:

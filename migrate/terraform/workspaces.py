@@ -78,13 +78,16 @@ def duplicate_workspace(
     target_ws: str,
     *,
     exclude: Iterable[str] = (),
+    exclude_dependents_of: Iterable[str] = (),
     expected_lineage: str | None = None,
     info: str = "",
 ) -> DuplicateResult:
     """Copy ``source_ws`` into ``target_ws`` with a fresh lineage, leaving out ``exclude``.
 
     The copy records its origin (workspace, lineage, serial) so that a second call
-    recognises it and reports done. Terraform drops that field on its next write,
+    recognises it and reports done. ``exclude_dependents_of`` leaves out those
+    addresses and everything depending on them (the cluster's closure), computed
+    from the state read under the lock. Terraform drops that field on its next write,
     so callers should also pass the ``expected_lineage`` they journaled. A target that holds an unrelated, non-empty
     state is refused; an empty one (``terraform workspace new``) is filled.
     """
@@ -95,10 +98,14 @@ def duplicate_workspace(
     # Locks never wait (a held one raises LockError), so taking them in sequence cannot deadlock.
     with backend.locked(source_ws, "migrate: duplicate workspace (source)", info=info) as src_lock:
         src_blob = backend.read(source_ws, src_lock)
-        src = src_blob.state
+        src, src_where = src_blob.state, src_blob.where
+        del src_blob  # keep the parsed state only: a 50 MB state should not be held twice
         if src is None:
-            raise StateError(f"workspace {source_ws!r} has no state to duplicate", where=src_blob.where,
+            raise StateError(f"workspace {source_ws!r} has no state to duplicate", where=src_where,
                              hint="check the workspace name; an empty workspace needs no copy")
+        roots = list(exclude_dependents_of)
+        if roots:
+            excluded = list(dict.fromkeys([*excluded, *src.dependents(roots)]))
         # Validate the exclusions before touching the target, so bad input writes nothing.
         src_for_copy, removed = src.rm(excluded, missing_ok=False) if excluded else (src, [])
         with backend.locked(target_ws, "migrate: duplicate workspace (target)", info=info,

@@ -18,7 +18,7 @@ import socket
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,18 +136,23 @@ class WriteResult:
     backup: str | None
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes | Iterable[bytes]) -> None:
     """Create ``path`` with mode 0600 (it may hold secrets) and fsync it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, data)
+        with os.fdopen(os.dup(fd), "wb") as f:
+            for chunk in [data] if isinstance(data, bytes | bytearray) else data:
+                f.write(chunk)
         os.fsync(fd)
+    except BaseException:
+        os.unlink(path)
+        raise
     finally:
         os.close(fd)
 
 
-def backup_file(directory: Path, stem: str, data: bytes) -> Path:
+def backup_file(directory: Path, stem: str, data: bytes | Iterable[bytes]) -> Path:
     """``<stem>.<unix>.backup`` in ``directory``; never overwrites an older backup."""
     now = int(time.time())
     for n in range(1000):
@@ -210,8 +215,17 @@ class Backend(ABC):
     @abstractmethod
     def _delete(self, ws: str, lock: LockHandle) -> None: ...
 
-    def _after_write(self, ws: str, data: bytes) -> None:  # noqa: B027 - optional hook
+    def _after_write(self, ws: str, md5: str) -> None:  # noqa: B027 - optional hook
         """Hook run after a verified write (S3 updates its digest here)."""
+
+    def _backup_current(self, ws: str, lock: LockHandle) -> str | None:
+        """Keep the stored bytes before they are replaced; None if there are none."""
+        prior = self._read_raw(ws, lock)
+        return self._backup(ws, prior) if prior else None
+
+    def _stored_md5(self, ws: str, lock: LockHandle) -> str:
+        """MD5 of what is stored now, read back from the backend."""
+        return hashlib.md5(self._read_raw(ws, lock) or b"").hexdigest()
 
     def _backup_before_delete(self, ws: str, prior: bytes) -> str:
         return self._backup(ws, prior)
@@ -247,6 +261,12 @@ class Backend(ABC):
                 where=where,
                 hint="a write is in flight or was interrupted; retry shortly, otherwise restore the "
                 "state from a backup or update the -md5 digest item to the value above",
+            )
+        if not raw and expected:
+            raise StateError(
+                "the state object is missing but the lock table holds a digest for it",
+                where=where,
+                hint="the state was deleted outside terraform; restore it from a backup or object version",
             )
         state = State.parse(raw, where) if raw.strip() else None
         return StateBlob(ws, where, raw, state)
@@ -300,19 +320,19 @@ class Backend(ABC):
         check_workspace_name(ws)
         self.check_lock(ws, lock)
         assert lock is not None
-        prior = self._read_raw(ws, lock)
-        backup = self._backup(ws, prior) if prior else None
+        backup = self._backup_current(ws, lock)
         data = state.to_bytes()
-        self._put(ws, data, lock)
-        back = self._read_raw(ws, lock) or b""
         md5 = hashlib.md5(data).hexdigest()
-        if hashlib.md5(back).hexdigest() != md5:
+        self._put(ws, data, lock)
+        del data  # the read-back streams; do not hold two copies
+        stored = self._stored_md5(ws, lock)
+        if stored != md5:
             raise StateError(
-                f"read-back check failed: wrote md5 {md5}, read back {hashlib.md5(back).hexdigest()}",
+                f"read-back check failed: wrote md5 {md5}, read back {stored}",
                 where=self.where(ws),
                 hint=f"the stored state is not what was written; restore it from {backup or 'a backup'}",
             )
-        self._after_write(ws, data)
+        self._after_write(ws, md5)
         return WriteResult(ws, self.where(ws), md5, state.lineage, state.serial, backup)
 
     def delete_workspace(self, ws: str, lock: LockHandle | None) -> None:

@@ -19,13 +19,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from migrate.errors import ConfigError, CredentialsError, LockError, ProviderError, StateError
+from migrate.errors import ConfigError, CredentialsError, LockError, ProviderError
 from migrate.terraform.backends.base import (
     DEFAULT_WORKSPACE,
     Backend,
     LockHandle,
     LockInfo,
-    StateBlob,
     backup_file,
     held_error,
 )
@@ -188,6 +187,28 @@ class S3Backend(Backend):
         except Exception as e:
             raise aws_error(e, "cannot write the state", self.where(ws)) from e
 
+    def _stream(self, key: str) -> Any:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except Exception as e:
+            if _code(e) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise aws_error(e, "cannot read the object", f"s3://{self.bucket}/{key}") from e
+
+    def _backup_current(self, ws: str, lock: LockHandle) -> str | None:
+        body = self._stream(self.path(ws))  # streamed to disk: no second copy in memory
+        if body is None:
+            return None
+        p = self.backup_dir / self.path(ws)
+        return str(backup_file(p.parent, p.name, body.iter_chunks(1 << 20)))
+
+    def _stored_md5(self, ws: str, lock: LockHandle) -> str:
+        body = self._stream(self.path(ws))
+        digest = hashlib.md5()
+        for chunk in body.iter_chunks(1 << 20) if body is not None else ():
+            digest.update(chunk)
+        return digest.hexdigest()
+
     def _backup(self, ws: str, prior: bytes) -> str:
         p = self.backup_dir / self.path(ws)
         return str(backup_file(p.parent, p.name, prior))
@@ -207,13 +228,13 @@ class S3Backend(Backend):
             raise aws_error(e, "cannot read the state digest", f"dynamodb:{self.table}") from e
         return item["Digest"]["S"] if item and "Digest" in item else None
 
-    def _after_write(self, ws: str, data: bytes) -> None:
+    def _after_write(self, ws: str, md5: str) -> None:
         if not self.table:
             return
         try:
             self.ddb.put_item(TableName=self.table, Item={
                 "LockID": {"S": self._digest_key(ws)},
-                "Digest": {"S": hashlib.md5(data).hexdigest()},
+                "Digest": {"S": md5},
             })
         except Exception as e:
             raise aws_error(e, "state written but its digest could not be updated "
@@ -334,13 +355,3 @@ class S3Backend(Backend):
         except Exception as e:
             raise aws_error(e, "cannot delete the workspace", self.where(ws)) from e
         self._unlock(lock)
-
-    def read(self, ws: str, lock: LockHandle | None = None) -> StateBlob:
-        blob = super().read(ws, lock)
-        if not blob.raw and self._expected_md5(ws):
-            raise StateError(
-                "the state object is missing but the lock table holds a digest for it",
-                where=blob.where,
-                hint="the state was deleted outside terraform; restore it from a backup or object version",
-            )
-        return blob
