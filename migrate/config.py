@@ -133,10 +133,61 @@ class Terraform(_Model):
 # --- clusters --------------------------------------------------------------
 
 
+class NodeGroup(_Model):
+    name: str
+    instance_types: list[str] = ["m5.large"]
+    min_size: int = Field(1, ge=0)
+    max_size: int = Field(3, ge=1)
+    desired_size: int = Field(2, ge=0)
+    node_role_arn: str | None = None  # default: the old cluster's node role
+    subnet_ids: list[str] | None = None  # default: the cluster's subnets
+    labels: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NodeGroup:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError(f"node group {self.name}: need min_size <= desired_size <= max_size")
+        return self
+
+
+class EksSettings(_Model):
+    """Settings of the new EKS cluster. Anything left out is copied from the old cluster."""
+
+    role_arn: str | None = None
+    subnet_ids: list[str] | None = None
+    security_group_ids: list[str] | None = None
+    endpoint_public_access: bool | None = None
+    endpoint_private_access: bool | None = None
+    encryption_key_arn: str | None = None
+    nodegroups: list[NodeGroup] | None = None
+    addons: list[str] | None = None
+    oidc: bool = True
+    tags: dict[str, str] = {}
+
+
+class NodePool(_Model):
+    name: str
+    machine_type: str = "e2-standard-4"
+    node_count: int = Field(2, ge=0)
+
+
+class GkeSettings(_Model):
+    """Settings of the new GKE cluster. Anything left out is copied from the old cluster."""
+
+    network: str | None = None
+    subnetwork: str | None = None
+    node_pools: list[NodePool] | None = None
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] | None = None
+    labels: dict[str, str] = {}
+
+
 class Cluster(_Model):
     name: str
     version: str | None = None
     kubeconfig_context: str | None = None
+    eks: EksSettings | None = None
+    gke: GkeSettings | None = None
+    ready_timeout: Duration = 1800.0
 
 
 class Clusters(_Model):

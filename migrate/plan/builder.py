@@ -180,6 +180,10 @@ def build_plan(
             pause = params["step"] in pause_after and params["step"] != params["of"]
         elif real_kind == "hook":
             pause = hooks[params["name"]].pause_after
+        derived = facts.get(real_kind)
+        if isinstance(derived, dict) and isinstance(derived.get("params"), dict):
+            # Facts may fix parameters, e.g. the new cluster's spec derived from the old cluster.
+            params = {**params, **derived["params"]}
         steps.append(Step(id=f"{i:02d}-{slug}", kind=real_kind, title=title, params=redact(params),
                           effect=effect, undo=undo, available=real_kind in available, pause_after=pause))
     plan = Plan(

@@ -21,6 +21,9 @@ class Executor:
         self.ctx = ctx
         self.reporter = reporter
         self.run_id = ctx.run_id
+        ctx.plan = plan
+        # Long steps report sub-step progress through the same reporter.
+        ctx.log = lambda msg: self._emit("step.progress", msg)
 
     # -- helpers -----------------------------------------------------------
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from migrate.config import Environment, LoadedConfig
-from migrate.plan.model import Step
+from migrate.plan.model import Plan, Step
 
 
 @dataclass
@@ -23,6 +23,17 @@ class Context:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     records: Callable[[], list[dict[str, Any]]] = list
     log: Callable[[str], None] = lambda _msg: None
+    plan: Plan | None = None
+
+    def step_of_kind(self, kind: str) -> Step | None:
+        """The plan's first step of a kind (e.g. to read the reviewed cluster spec), if any."""
+        if self.plan is None:
+            return None
+        return next((s for s in self.plan.steps if s.kind == kind), None)
+
+    def outputs_of_kind(self, kind: str) -> dict[str, Any]:
+        step = self.step_of_kind(kind)
+        return self.outputs.get(step.id, {}) if step else {}
 
 
 class StepKind(Protocol):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from migrate.steps.base import StepKind
+from migrate.steps.cluster import ProvisionClusterStep, WaitClusterReadyStep, WriteKubeconfigStep
 from migrate.steps.hook import HookStep
 from migrate.steps.report import WriteReportStep
 
-_KINDS: dict[str, StepKind] = {k.kind: k for k in (HookStep(), WriteReportStep())}
+_KINDS: dict[str, StepKind] = {
+    k.kind: k
+    for k in (HookStep(), WriteReportStep(), ProvisionClusterStep(), WaitClusterReadyStep(), WriteKubeconfigStep())
+}
 
 
 def get(kind: str) -> StepKind | None:

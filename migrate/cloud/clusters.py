@@ -1,0 +1,236 @@
+"""One interface over EKS and GKE for the cluster steps: spec, create, status, access, delete."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from migrate.cloud.kubeconfig import ClusterAccess
+from migrate.config import Environment
+from migrate.errors import ConfigError, ProviderError
+
+
+@dataclass(frozen=True)
+class Readiness:
+    cloud_missing: list[str]
+    endpoint: str | None
+    ca_data: str | None
+
+    @property
+    def active(self) -> bool:
+        return not self.cloud_missing
+
+
+class ClusterProvider(Protocol):
+    def old_facts(self) -> dict[str, Any]: ...
+    def new_spec(self) -> dict[str, Any]: ...
+    def exists(self, name: str) -> bool: ...
+    def create(self, spec: dict[str, Any]) -> dict[str, Any]: ...
+    def readiness(self, spec: dict[str, Any]) -> Readiness: ...
+    def after_active(self, spec: dict[str, Any], ready: Readiness) -> dict[str, Any]: ...
+    def delete(self, spec: dict[str, Any], outputs: dict[str, Any]) -> None: ...
+    def access(self, name: str, context: str) -> ClusterAccess: ...
+    def token(self, name: str) -> str | None: ...
+
+
+class AwsClusters:
+    def __init__(self, env: Environment) -> None:
+        from migrate.cloud.aws.eks import Eks
+        from migrate.cloud.aws.session import make_session
+
+        assert env.aws is not None
+        self.env = env
+        self.region = env.aws.region
+        self.profile = env.aws.profile
+        self.session = make_session(env.aws.region, env.aws.profile)
+        self.eks = Eks(self.session, env.aws.endpoint_url)
+
+    def old_facts(self) -> dict[str, Any]:
+        old = self.eks.describe(self.env.clusters.old.name)
+        if old is None:
+            return {"old": None}
+        return {"old": {"arn": old.get("arn"), "version": old.get("version"), "status": old.get("status")},
+                "new_exists": self.exists(self.env.clusters.new.name)}
+
+    def new_spec(self) -> dict[str, Any]:
+        c = self.env.clusters
+        return self.eks.spec_from_old(c.old.name, c.new.name, c.new.version, c.new.eks).to_dict()
+
+    def exists(self, name: str) -> bool:
+        return self.eks.describe(name) is not None
+
+    def create(self, spec: dict[str, Any]) -> dict[str, Any]:
+        from migrate.cloud.aws.eks import EksClusterSpec
+
+        self.eks.create(EksClusterSpec.from_dict(spec))
+        return {}
+
+    def readiness(self, spec: dict[str, Any]) -> Readiness:
+        from migrate.cloud.aws.eks import EksClusterSpec
+
+        s = EksClusterSpec.from_dict(spec)
+        st = self.eks.status(s)
+        if st.status == "ACTIVE":
+            # Node groups and add-ons can only be created on an active cluster.
+            self.eks.create_nodegroups(s)
+            self.eks.create_addons(s)
+            st = self.eks.status(s)
+        return Readiness(st.missing(s), st.endpoint, st.ca_data)
+
+    def after_active(self, spec: dict[str, Any], ready: Readiness) -> dict[str, Any]:
+        from migrate.cloud.aws.eks import EksClusterSpec
+
+        s = EksClusterSpec.from_dict(spec)
+        st = self.eks.status(s)
+        out: dict[str, Any] = {"arn": st.arn, "endpoint": st.endpoint}
+        if s.oidc and st.oidc_issuer:
+            out["oidc_provider_arn"] = self.eks.ensure_oidc_provider(st.oidc_issuer)
+        return out
+
+    def delete(self, spec: dict[str, Any], outputs: dict[str, Any]) -> None:
+        from migrate.cloud.aws.eks import EksClusterSpec
+
+        s = EksClusterSpec.from_dict(spec)
+        _never_the_old(self.env, s.name)
+        self.eks.delete(s)
+        if outputs.get("oidc_provider_arn"):
+            self.eks.delete_oidc_provider(str(outputs["oidc_provider_arn"]))
+
+    def access(self, name: str, context: str) -> ClusterAccess:
+        c = self.eks.describe(name)
+        if c is None or not c.get("endpoint"):
+            raise ProviderError(f"cluster {name} has no API endpoint yet", where=f"EKS cluster {name}",
+                                retryable=True)
+        args = ["eks", "--cluster", name, "--region", self.region]
+        if self.profile:
+            args += ["--profile", self.profile]
+        return ClusterAccess(context=context, server=str(c["endpoint"]),
+                             ca_data=(c.get("certificateAuthority") or {}).get("data") or None,
+                             token_args=args, token_env={})
+
+    def token(self, name: str) -> str | None:
+        from migrate.cloud.aws.token import eks_token
+
+        return eks_token(self.session, name)
+
+
+class GcpClusters:
+    def __init__(self, env: Environment) -> None:
+        from migrate.cloud.gcp.gke import Gke
+
+        assert env.gcp is not None
+        self.env = env
+        self.gke = Gke(env.gcp)
+
+    def old_facts(self) -> dict[str, Any]:
+        old = self.gke.get(self.env.clusters.old.name)
+        if old is None:
+            return {"old": None}
+        return {"old": {"self_link": old.self_link, "version": old.current_master_version,
+                        "status": str(getattr(old.status, "name", old.status))},
+                "new_exists": self.exists(self.env.clusters.new.name)}
+
+    def new_spec(self) -> dict[str, Any]:
+        c = self.env.clusters
+        return self.gke.spec_from_old(c.old.name, c.new.name, c.new.version, c.new.gke).to_dict()
+
+    def exists(self, name: str) -> bool:
+        return self.gke.get(name) is not None
+
+    def create(self, spec: dict[str, Any]) -> dict[str, Any]:
+        from migrate.cloud.gcp.gke import GkeClusterSpec
+
+        op = self.gke.create(GkeClusterSpec.from_dict(spec))
+        return {"operation": op} if op else {}
+
+    def readiness(self, spec: dict[str, Any]) -> Readiness:
+        from migrate.cloud.gcp.gke import GkeClusterSpec
+
+        s = GkeClusterSpec.from_dict(spec)
+        st = self.gke.status(s)
+        return Readiness(st.missing(s), st.endpoint, st.ca_data)
+
+    def after_active(self, spec: dict[str, Any], ready: Readiness) -> dict[str, Any]:
+        return {"endpoint": ready.endpoint}
+
+    def delete(self, spec: dict[str, Any], outputs: dict[str, Any]) -> None:
+        from migrate.cloud.gcp.gke import GkeClusterSpec
+
+        s = GkeClusterSpec.from_dict(spec)
+        _never_the_old(self.env, s.name)
+        self.gke.delete(s)
+
+    def access(self, name: str, context: str) -> ClusterAccess:
+        c = self.gke.get(name)
+        if c is None or not c.endpoint:
+            raise ProviderError(f"cluster {name} has no API endpoint yet", where=self.gke._name(name),
+                                retryable=True)
+        endpoint = str(c.endpoint)
+        server = endpoint if endpoint.startswith(("http://", "https://")) else f"https://{endpoint}"
+        ca = c.master_auth.cluster_ca_certificate if c.master_auth else None
+        return ClusterAccess(context=context, server=server, ca_data=ca or None, token_args=["gke"], token_env={})
+
+    def token(self, name: str) -> str | None:
+        from migrate.cloud.gcp.auth import access_token
+
+        assert self.env.gcp is not None
+        if self.env.gcp.endpoint and self.env.gcp.endpoint.startswith("http://"):
+            return None  # an emulator: no Google token to be had or needed
+        return access_token()[0]
+
+
+def _never_the_old(env: Environment, name: str) -> None:
+    # The undo of provisioning deletes by name: make sure that name can never be the old cluster's.
+    if name == env.clusters.old.name:
+        raise ConfigError(f"refusing to delete {name}: it is the old cluster",
+                          where="clusters", hint="the new cluster's name must differ from the old one")
+
+
+def provider_for(env: Environment) -> ClusterProvider:
+    return AwsClusters(env) if env.cloud == "aws" else GcpClusters(env)
+
+
+def kube_client(access: ClusterAccess, token: str | None) -> Any:
+    """A kubernetes ApiClient for a cluster, with an in-memory token (never written to disk)."""
+    from kubernetes import client as k8s
+
+    cfg = k8s.Configuration()
+    cfg.host = access.server
+    if token:
+        cfg.api_key = {"authorization": f"Bearer {token}"}
+    if access.ca_data:
+        # The client wants a file; one per CA (a public certificate), reused across polls.
+        pem = base64.b64decode(access.ca_data)
+        path = Path(tempfile.gettempdir()) / f"migrate-ca-{hashlib.sha256(pem).hexdigest()[:16]}.pem"
+        if not path.exists():
+            path.write_bytes(pem)
+        cfg.ssl_ca_cert = str(path)
+    cfg.retries = 1
+    return k8s.ApiClient(cfg)
+
+
+def api_missing(api_client: Any, expected_nodes: int) -> list[str]:
+    """What keeps the Kubernetes API from being usable: unanswered API, unready nodes, no kube-system."""
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        k8s.VersionApi(api_client).get_code(_request_timeout=5)
+        core = k8s.CoreV1Api(api_client)
+        nodes = core.list_node(_request_timeout=5).items
+        namespaces = {n.metadata.name for n in core.list_namespace(_request_timeout=5).items if n.metadata}
+    except (ApiException, HTTPError, OSError) as e:
+        return [f"the Kubernetes API does not answer ({getattr(e, 'status', '') or type(e).__name__})"]
+    missing = []
+    ready = [n for n in nodes if n.status and any(c.type == "Ready" and c.status == "True"
+                                                  for c in (n.status.conditions or []))]
+    if len(ready) < expected_nodes:
+        missing.append(f"{len(ready)} of {expected_nodes} nodes are Ready")
+    if "kube-system" not in namespaces:
+        missing.append("namespace kube-system is missing")
+    return missing
