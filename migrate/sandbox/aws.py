@@ -1,0 +1,155 @@
+"""AWS in the sandbox: moto in server mode, plus hooks that give moto what it lacks.
+
+moto runs in this (daemon) process, so its backends can be hooked directly:
+- EKS ``create_cluster`` starts a Kubernetes API emulator for the cluster and makes ``describe_cluster``
+  report it: ``endpoint`` is the emulator's ``http://127.0.0.1:PORT`` and ``certificateAuthority.data`` a
+  base64 PEM placeholder (plain http: nothing to verify). ``delete_cluster`` stops it and reports DELETING
+  (moto reports ACTIVE). The ``eks_delay`` fault keeps new clusters and node groups CREATING for a while.
+- API Gateway v2 ``create_api`` opens a local proxy for the API (moto has no data plane) and sets the API's
+  ``ApiEndpoint`` to it, so callers use the endpoint exactly as on AWS.
+- S3 ``put_object`` fails while a ``state_write`` fault matches the bucket and key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from moto.apigatewayv2.models import Api, ApiGatewayV2Backend
+from moto.core.exceptions import ServiceException
+from moto.eks.models import Cluster, EKSBackend, Nodegroup
+from moto.s3.models import S3Backend
+from moto.server import ThreadedMotoServer
+
+from .clusters import ClusterRegistry
+from .faults import SandboxFaults
+
+ACCOUNT_ID = "123456789012"  # moto's default account, and the one migrate.yaml names
+REGION = "us-east-1"
+FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nsandbox (plain http, nothing to verify)\n"
+                           b"-----END CERTIFICATE-----\n").decode()
+
+
+class _DelayedStatus:
+    """Mixed into a moto object's class: ``status`` reads CREATING until ``_active_at`` has passed."""
+
+    _active_at: float = 0.0
+    _status: str = "ACTIVE"
+
+    @property
+    def status(self) -> str:
+        if self._status == "ACTIVE" and time.monotonic() < self._active_at:
+            return "CREATING"
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._status = value
+
+
+class SandboxCluster(_DelayedStatus, Cluster):
+    pass
+
+
+class SandboxNodegroup(_DelayedStatus, Nodegroup):
+    pass
+
+
+class InternalError(ServiceException):
+    code = "InternalError"
+    message = "We encountered an internal error. Please try again. (sandbox fault: state write)"
+
+
+def _delay(obj: Any, cls: type, seconds: float) -> None:
+    status = obj.__dict__.pop("status", "ACTIVE")
+    obj.__class__ = cls
+    obj._status = status
+    obj._active_at = time.monotonic() + seconds
+
+
+class AwsHooks:
+    """Installs the hooks on moto's backend classes (process-wide; the daemon owns its process)."""
+
+    def __init__(self, registry: ClusterRegistry, faults: SandboxFaults,
+                 open_gateway: Callable[[Api], str], close_gateway: Callable[[str], None]) -> None:
+        self.registry = registry
+        self.faults = faults
+        self.open_gateway = open_gateway
+        self.close_gateway = close_gateway
+        self._saved: list[tuple[type, str, Any]] = []
+
+    def install(self) -> None:
+        hooks = self
+        create_cluster = EKSBackend.create_cluster
+        delete_cluster = EKSBackend.delete_cluster
+        create_nodegroup = EKSBackend.create_nodegroup
+        create_api = ApiGatewayV2Backend.create_api
+        delete_api = ApiGatewayV2Backend.delete_api
+        put_object = S3Backend.put_object
+
+        def eks_create(self: EKSBackend, *args: Any, **kwargs: Any) -> Cluster:
+            cluster = create_cluster(self, *args, **kwargs)
+            emu = hooks.registry.create(cluster.name, "aws", cluster.version)
+            cluster.endpoint = emu.api.url
+            cluster.certificate_authority = {"data": FAKE_CA}
+            oidc_id = hashlib.md5(cluster.arn.encode()).hexdigest().upper()  # stable per cluster, like AWS's
+            cluster.identity = {"oidc": {"issuer": f"https://oidc.eks.{self.region_name}.amazonaws.com/id/{oidc_id}"}}
+            _delay(cluster, SandboxCluster, hooks.faults.eks_delay)
+            return cluster
+
+        def eks_delete(self: EKSBackend, name: str) -> Cluster:
+            cluster = delete_cluster(self, name)
+            hooks.registry.delete(name)
+            cluster.status = "DELETING"  # moto says ACTIVE; AWS says DELETING, then the name is gone
+            return cluster
+
+        def eks_create_nodegroup(self: EKSBackend, *args: Any, **kwargs: Any) -> Nodegroup:
+            ng = create_nodegroup(self, *args, **kwargs)
+            _delay(ng, SandboxNodegroup, hooks.faults.eks_delay)
+            return ng
+
+        def api_create(self: ApiGatewayV2Backend, *args: Any, **kwargs: Any) -> Api:
+            api = create_api(self, *args, **kwargs)
+            api.api_endpoint = hooks.open_gateway(api)
+            return api
+
+        def api_delete(self: ApiGatewayV2Backend, api_id: str) -> None:
+            delete_api(self, api_id)
+            hooks.close_gateway(api_id)
+
+        def s3_put(self: S3Backend, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+            if hooks.faults.take_state_write(bucket_name, key_name):
+                raise InternalError()
+            return put_object(self, bucket_name, key_name, *args, **kwargs)
+
+        for cls, name, fn in ((EKSBackend, "create_cluster", eks_create), (EKSBackend, "delete_cluster", eks_delete),
+                              (EKSBackend, "create_nodegroup", eks_create_nodegroup),
+                              (ApiGatewayV2Backend, "create_api", api_create),
+                              (ApiGatewayV2Backend, "delete_api", api_delete), (S3Backend, "put_object", s3_put)):
+            self._saved.append((cls, name, getattr(cls, name)))
+            setattr(cls, name, fn)
+
+    def uninstall(self) -> None:
+        for cls, name, fn in reversed(self._saved):
+            setattr(cls, name, fn)
+        self._saved.clear()
+
+
+class Moto:
+    def __init__(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+
+    def start(self) -> Moto:
+        self._server.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self._server.stop()

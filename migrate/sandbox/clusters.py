@@ -1,0 +1,102 @@
+"""The emulated clusters of the sandbox: one Kubernetes API emulator plus one data plane per cluster.
+
+Clusters are created by the cloud emulators (EKS hook, GKE emulator), never directly by the toolkit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .dataplane import DataPlane
+from .faults import SandboxFaults
+from .kubeapi import KubeAPIServer
+
+CONTROLLER_DELAY = 0.3  # seconds before workloads turn ready: short, but readiness must really be waited for
+
+
+@dataclass
+class EmulatedCluster:
+    name: str
+    cloud: str  # aws | gcp
+    version: str
+    api: KubeAPIServer
+    dataplane: DataPlane
+    kubeconfig: Path
+
+    def info(self) -> dict[str, Any]:
+        return {"cloud": self.cloud, "version": self.version, "api": self.api.url,
+                "dataplane": self.dataplane.url, "kubeconfig": str(self.kubeconfig)}
+
+
+class ClusterRegistry:
+    def __init__(self, faults: SandboxFaults, kubeconfig_dir: Path, controller_delay: float = CONTROLLER_DELAY) -> None:
+        self.faults = faults
+        self.kubeconfig_dir = kubeconfig_dir
+        self.controller_delay = controller_delay
+        self._clusters: dict[str, EmulatedCluster] = {}
+        self._lock = threading.Lock()
+        self.on_change: list[Callable[[], None]] = []
+
+    def create(self, name: str, cloud: str, version: str | None) -> EmulatedCluster:
+        with self._lock:
+            if name in self._clusters:  # idempotent: a re-create of a known name keeps its state
+                return self._clusters[name]
+            ver = _minor(version)
+            api = KubeAPIServer(version=ver, controller_delay=self.controller_delay, cluster_name=name).start()
+            for w in self.faults.workloads_for(name):  # faults may be set before the cluster exists
+                api.faults.never_ready(w.resource, w.namespace, w.name)
+            plane = DataPlane(name, api, self.faults).start()
+            kc = api.write_kubeconfig(self.kubeconfig_dir / f"{name}.yaml")
+            cluster = EmulatedCluster(name, cloud, ver, api, plane, kc)
+            self._clusters[name] = cluster
+        self._changed()
+        return cluster
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            cluster = self._clusters.pop(name, None)
+        if cluster is not None:
+            cluster.dataplane.stop()
+            cluster.api.stop()
+            cluster.kubeconfig.unlink(missing_ok=True)
+            self._changed()
+
+    def get(self, name: str) -> EmulatedCluster | None:
+        return self._clusters.get(name)
+
+    def all(self) -> list[EmulatedCluster]:
+        with self._lock:
+            return list(self._clusters.values())
+
+    def owner_of(self, hostname: str) -> EmulatedCluster | None:
+        """The cluster whose LoadBalancer has this hostname: how DNS answers reach a data plane."""
+        host = hostname.rstrip(".").lower()
+        for c in self.all():
+            if host in c.dataplane.lookup.lb_hostnames():
+                return c
+        return None
+
+    def apply_workload_fault(self, cluster: str, resource: str, namespace: str, name: str) -> None:
+        c = self.get(cluster)
+        if c is not None:
+            c.api.faults.never_ready(resource, namespace, name)
+
+    def stop_all(self) -> None:
+        for c in self.all():
+            self.delete(c.name)
+
+    def _changed(self) -> None:
+        for fn in list(self.on_change):
+            fn()
+
+
+def _minor(version: str | None) -> str:
+    """EKS/GKE versions look like 1.29 or 1.29.3-gke.100; the emulator wants the minor, 1.29."""
+    if not version:
+        return "1.29"
+    parts = version.split("-")[0].split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 else version

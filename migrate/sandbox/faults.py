@@ -1,0 +1,104 @@
+"""Sandbox-level fault injection: the faults that rollback must be shown against.
+
+- ``http_error``: a cluster's data plane answers ``status`` on a path prefix;
+- ``never_ready``: a workload never turns ready (also for clusters that do not exist yet);
+- ``state_write``: S3 PUTs to matching state keys fail;
+- ``eks_delay``: EKS clusters (and node groups) report CREATING for N seconds after create.
+
+Faults are plain data so they can travel over the control API as JSON.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HttpFault:
+    cluster: str
+    path: str = "/"
+    status: int = 503
+
+
+@dataclass(frozen=True)
+class WorkloadFault:
+    cluster: str
+    namespace: str
+    name: str
+    resource: str = "deployments"
+
+
+@dataclass(frozen=True)
+class StateWriteFault:
+    bucket: str = ""  # empty matches every bucket
+    key_contains: str = ""  # e.g. "dev-green"; empty matches every key
+    count: int = -1  # how many writes fail; -1 = until cleared
+
+
+@dataclass
+class SandboxFaults:
+    http: list[HttpFault] = field(default_factory=list)
+    workloads: list[WorkloadFault] = field(default_factory=list)
+    state_writes: list[StateWriteFault] = field(default_factory=list)
+    eks_delay: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def http_status(self, cluster: str, path: str) -> int | None:
+        with self._lock:
+            for f in self.http:
+                if f.cluster == cluster and path.startswith(f.path):
+                    return f.status
+        return None
+
+    def take_state_write(self, bucket: str, key: str) -> bool:
+        """True when this write must fail; a counted fault is used up by it."""
+        with self._lock:
+            for i, f in enumerate(self.state_writes):
+                if (not f.bucket or f.bucket == bucket) and f.key_contains in key:
+                    if f.count > 0:
+                        rest = f.count - 1
+                        if rest:
+                            self.state_writes[i] = StateWriteFault(f.bucket, f.key_contains, rest)
+                        else:
+                            del self.state_writes[i]
+                    return True
+        return False
+
+    def workloads_for(self, cluster: str) -> list[WorkloadFault]:
+        with self._lock:
+            return [w for w in self.workloads if w.cluster == cluster]
+
+    def add(self, kind: str, spec: dict[str, Any]) -> None:
+        with self._lock:
+            if kind == "http":
+                status = int(spec.get("status", 503))
+                if not 500 <= status <= 599:
+                    raise ValueError("an injected HTTP fault must be a 5xx status")
+                self.http.append(HttpFault(str(spec["cluster"]), str(spec.get("path", "/")), status))
+            elif kind == "never_ready":
+                self.workloads.append(WorkloadFault(str(spec["cluster"]), str(spec.get("namespace", "default")),
+                                                    str(spec["name"]), str(spec.get("resource", "deployments"))))
+            elif kind == "state_write":
+                self.state_writes.append(StateWriteFault(str(spec.get("bucket", "")), str(spec.get("key_contains", "")),
+                                                         int(spec.get("count", -1))))
+            elif kind == "eks_delay":
+                self.eks_delay = max(0.0, float(spec["seconds"]))
+            else:
+                raise ValueError(f"unknown fault kind {kind!r}; use one of {FAULT_KINDS}")
+
+    def clear(self) -> None:
+        with self._lock:
+            self.http.clear()
+            self.workloads.clear()
+            self.state_writes.clear()
+            self.eks_delay = 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"http": [asdict(f) for f in self.http], "never_ready": [asdict(w) for w in self.workloads],
+                    "state_write": [asdict(s) for s in self.state_writes], "eks_delay": self.eks_delay}
+
+
+FAULT_KINDS = ("http", "never_ready", "state_write", "eks_delay")
