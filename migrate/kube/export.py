@@ -1,0 +1,202 @@
+"""Read every object the replay should copy from the old cluster, and say why the others are left behind.
+
+`skip_reason` is pure: the skip rules of reference/replay.md, each with the reason shown in the review.
+`select` applies the configuration's include/exclude lists. `export` lists every served type page by page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from migrate.config import Replay, Selection
+from migrate.kube.client import KubeApiError, KubeClient
+from migrate.kube.discovery import Discovery, ResourceType, discover, listable
+from migrate.kube.objects import Key, Obj, annotations_of, dig, key_of, labels_of
+
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+# Kinds that describe the old cluster itself, or that the new cluster's control plane writes.
+NEVER_COPIED = {
+    ("", "Node"): "nodes belong to the old cluster",
+    ("", "Event"): "events are history, not configuration",
+    ("events.k8s.io", "Event"): "events are history, not configuration",
+    ("storage.k8s.io", "CSINode"): "written by each node's kubelet",
+    ("storage.k8s.io", "VolumeAttachment"): "attachments of old nodes",
+    ("", "ComponentStatus"): "old control plane's health",
+    ("coordination.k8s.io", "Lease"): "leader-election and heartbeat leases are runtime state",
+    ("", "Binding"): "scheduling decisions",
+    ("certificates.k8s.io", "CertificateSigningRequest"): "requests of old nodes and clients",
+    ("apps", "ControllerRevision"): "history kept by the old controllers",
+    ("metrics.k8s.io", "PodMetrics"): "live metrics",
+    ("metrics.k8s.io", "NodeMetrics"): "live metrics",
+}
+_TOKEN_SECRET = "kubernetes.io/service-account-token"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    key: Key
+    reason: str
+
+
+@dataclass
+class Exported:
+    objects: list[Obj] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    discovery: Discovery = field(default_factory=Discovery)
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- skip rules (pure) --------------------------------------------------------------------------------
+
+
+def _completed_pod(obj: Obj) -> str | None:
+    if obj.get("kind") == "Pod" and dig(obj, "status", "phase") in ("Succeeded", "Failed"):
+        return f"completed pod ({dig(obj, 'status', 'phase')})"
+    if obj.get("kind") == "Pod" and "kubernetes.io/config.mirror" in annotations_of(obj):
+        return "mirror pod of a static pod on an old node"
+    return None
+
+
+def _completed_job(obj: Obj) -> str | None:
+    if obj.get("kind") != "Job":
+        return None
+    for c in dig(obj, "status", "conditions") or []:
+        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
+            return f"Job already ran ({c['type']}); re-running it on the new cluster is not idempotent"
+    return None
+
+
+def skip_reason(obj: Obj, *, include_system_namespaces: bool = False) -> str | None:
+    """Why `obj` must not be copied, or None. The order puts the most telling reason first."""
+    key = key_of(obj)
+    if (key.group, key.kind) in NEVER_COPIED:
+        return NEVER_COPIED[(key.group, key.kind)]
+    owners = dig(obj, "metadata", "ownerReferences") or []
+    if owners:
+        o = owners[0]
+        return f"owned by {o.get('kind')}/{o.get('name')}; its controller recreates it"
+    if not include_system_namespaces and (key.namespace in SYSTEM_NAMESPACES or
+                                          (key.kind == "Namespace" and key.name in SYSTEM_NAMESPACES)):
+        return "system namespace (set replay.include_system_namespaces to copy it)"
+    if key.kind == "Namespace" and key.group == "" and key.name == "default":
+        return "exists on every cluster"
+    if key.kind == "Service" and key.group == "" and (key.namespace, key.name) == ("default", "kubernetes"):
+        return "the API server's own service"
+    if key.kind == "ConfigMap" and key.name == "kube-root-ca.crt":
+        return "published in every namespace by the new cluster"
+    if key.kind == "ServiceAccount" and key.name == "default":
+        return "created in every namespace by the new cluster"
+    if key.kind == "Secret" and obj.get("type") == _TOKEN_SECRET:
+        return "service-account token; the new cluster issues its own"
+    if key.kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding") and (
+            labels_of(obj).get("kubernetes.io/bootstrapping") == "rbac-defaults" or key.name.startswith("system:")):
+        return "built-in RBAC of the control plane"
+    if key.kind == "PriorityClass" and key.name.startswith("system-"):
+        return "built-in priority class"
+    if key.kind == "APIService" and labels_of(obj).get("kube-aggregator.kubernetes.io/automanaged"):
+        return "registered automatically by the API server"
+    if key.kind == "PersistentVolume" and "pv.kubernetes.io/provisioned-by" in annotations_of(obj) and \
+            dig(obj, "spec", "claimRef"):
+        return "dynamically provisioned; the new cluster provisions a new volume for the claim"
+    if key.kind == "Endpoints" and "endpoints.kubernetes.io/last-change-trigger-time" in annotations_of(obj):
+        return "maintained by the endpoints controller for a service with a selector"
+    return _completed_pod(obj) or _completed_job(obj)
+
+
+# --- selection (pure) ---------------------------------------------------------------------------------
+
+
+_SELECTOR = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*(\S*))?\s*$")
+
+
+def label_matches(expr: str, lbls: dict[str, str]) -> bool:
+    """One selector term: `k=v`, `k==v`, `k!=v`, `k` (exists), `!k` (absent). Comma means and."""
+    for term in expr.split(","):
+        m = _SELECTOR.match(term)
+        if not m:
+            raise ValueError(f"label selector {term!r} is not of the form k=v, k!=v, k or !k")
+        neg, k, op, v = m.groups()
+        if op in ("=", "=="):
+            ok = lbls.get(k) == v
+        elif op == "!=":
+            ok = lbls.get(k) != v
+        else:
+            ok = k in lbls
+        if ok == bool(neg):
+            return False
+    return True
+
+
+def _kind_matches(pattern: str, key: Key, plural: str) -> bool:
+    p = pattern.lower()
+    names = {key.kind.lower(), plural.lower(), f"{key.kind}.{key.group}".lower(), f"{plural}.{key.group}".lower()}
+    return any(fnmatchcase(n, p) for n in names)
+
+
+def _selected(sel: Selection, test: Callable[[str], bool]) -> str | None:
+    if sel.include and not any(test(p) for p in sel.include):
+        return "not in the include list"
+    hit = next((p for p in sel.exclude if test(p)), None)
+    return f"excluded by {hit!r}" if hit is not None else None
+
+
+def select_reason(obj: Obj, cfg: Replay, plural: str = "") -> str | None:
+    """Why the configuration leaves `obj` out, or None."""
+    key = key_of(obj)
+    ns = key.name if key.kind == "Namespace" and key.group == "" else key.namespace
+    if ns:  # cluster-scoped objects are not in any namespace, so namespace lists do not filter them
+        why = _selected(cfg.namespaces, lambda p: fnmatchcase(ns, p))
+        if why:
+            return f"namespace {why}"
+    why = _selected(cfg.kinds, lambda p: _kind_matches(p, key, plural))
+    if why:
+        return f"kind {why}"
+    why = _selected(cfg.labels, lambda p: label_matches(p, labels_of(obj)))
+    if why:
+        return f"labels {why}"
+    return None
+
+
+def classify(obj: Obj, cfg: Replay, plural: str = "") -> str | None:
+    return skip_reason(obj, include_system_namespaces=cfg.include_system_namespaces) or select_reason(obj, cfg, plural)
+
+
+# --- listing ------------------------------------------------------------------------------------------
+
+
+def iter_objects(kube: KubeClient, types: list[ResourceType],
+                 warnings: list[str]) -> Iterator[tuple[ResourceType, Obj]]:
+    for t in types:
+        try:
+            for obj in kube.list_pages(t.path()):
+                yield t, obj
+        except KubeApiError as e:
+            if e.status in (403, 404, 405):
+                warnings.append(f"cannot list {t.plural}.{t.group or 'core'}: {e.summary()}")
+                continue
+            raise
+
+
+def _kind_wanted(t: ResourceType, cfg: Replay) -> bool:
+    # Types the configuration rules out are not even listed: a big cluster's events or pods cost real time.
+    key = Key(t.group, t.kind, "", "")
+    if (t.group, t.kind) in NEVER_COPIED:
+        return False
+    return _selected(cfg.kinds, lambda p: _kind_matches(p, key, t.plural)) is None
+
+
+def export(kube: KubeClient, cfg: Replay, discovery: Discovery | None = None) -> Exported:
+    d = discovery or discover(kube)
+    out = Exported(discovery=d)
+    out.warnings.extend(f"API {gv} is unavailable: {why}" for gv, why in d.unavailable.items())
+    types = [t for t in listable(d) if _kind_wanted(t, cfg)]
+    for t, obj in iter_objects(kube, types, out.warnings):
+        why = classify(obj, cfg, t.plural)
+        if why:
+            out.skipped.append(Skipped(key_of(obj), why))
+        else:
+            out.objects.append(obj)
+    return out

@@ -1,0 +1,86 @@
+"""Files the replay writes: review manifests (Secrets redacted), summaries, and private 0600 state files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migrate.kube.objects import Key, Obj
+from migrate.kube.order import PHASE_NAMES
+from migrate.redact import redact
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomic write with mode 0600: a reader (or a resumed run) sees the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_private(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def for_review(obj: Obj) -> Obj:
+    """What a reviewer may see: the manifest as applied, with a Secret's payload redacted."""
+    if obj.get("kind") == "Secret":
+        out: Obj = redact(obj)
+        return out
+    return obj
+
+
+def manifest_path(key: Key, phase: int) -> str:
+    kind = f"{key.kind}.{key.group}" if key.group else key.kind
+    ns = key.namespace or "_cluster"
+    name = _UNSAFE.sub("_", key.name)
+    return f"{phase:02d}-{PHASE_NAMES[phase]}/{_UNSAFE.sub('_', ns)}/{_UNSAFE.sub('_', kind)}--{name}.yaml"
+
+
+def write_manifest(root: Path, key: Key, phase: int, obj: Obj) -> Path:
+    path = root / manifest_path(key, phase)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(for_review(obj), sort_keys=False, default_flow_style=False), encoding="utf-8")
+    return path
+
+
+def render_summary_md(s: dict[str, Any]) -> str:
+    lines = [f"# Workload replay review: {s.get('old_cluster', '')} -> {s.get('new_cluster', '')}", "",
+             f"- Objects to apply: **{s['counts']['planned']}**",
+             f"- Skipped: {s['counts']['skipped']}",
+             f"- Invalid after transforms: {s['counts']['invalid']}", ""]
+    lines += ["## Objects per kind", "", "| kind | count |", "|---|---|"]
+    lines += [f"| {k} | {n} |" for k, n in s["per_kind"].items()]
+    lines += ["", "## Order", "", "| phase | objects |", "|---|---|"]
+    lines += [f"| {p} | {n} |" for p, n in s["per_phase"].items()]
+    lines += ["", "## Transforms applied", ""]
+    if s["transforms"]:
+        lines += ["| rule | objects |", "|---|---|"] + [f"| `{r}` | {n} |" for r, n in s["transforms"].items()]
+    else:
+        lines.append("None.")
+    if s["invalid"]:
+        lines += ["", "## Invalid after transforms (will not be applied)", "", "| object | rule | problem |",
+                  "|---|---|---|"]
+        lines += [f"| {i['object']} | `{i['rule']}` | {i['reason']} |" for i in s["invalid"]]
+    lines += ["", "## Skipped (never copied)", "", "| reason | objects |", "|---|---|"]
+    lines += [f"| {r} | {n} |" for r, n in s["skipped_by_reason"].items()]
+    if s.get("warnings"):
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in s["warnings"]]
+    lines += ["", "Secrets' data is redacted in `manifests/`; everything else is exactly what will be applied.", ""]
+    return "\n".join(lines)
