@@ -1,0 +1,232 @@
+"""replay-workloads and wait-workloads-ready: copy the old cluster's workloads onto the new one.
+
+The replay journals small outputs and keeps the bulky records in private files under the environment's
+workdir (mode 0600, written atomically):
+- `replay/baseline.json`: which of the planned objects already existed on the new cluster (with their uids)
+  before the *first* attempt. It survives a kill, so a resumed replay still knows what it created;
+- `replay/created.json`: the objects the replay created (kind, namespace, name, uid): what undo deletes;
+- `replay/targets.json`: the objects whose readiness wait-workloads-ready waits for;
+- `replay/report.json`: the per-object results and the old/new inventory diff.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from migrate.config import Replay
+from migrate.errors import MigrateError, ProviderError, StepFailed
+from migrate.kube.apply import FAILED, Result
+from migrate.kube.client import KubeClient
+from migrate.kube.export import export
+from migrate.kube.inventory import inventory_hash
+from migrate.kube.manifests import write_json
+from migrate.kube.ready import ReadyReport, needs_wait, wait_ready
+from migrate.kube.replay import (
+    build_plan,
+    created_entries,
+    live_uids,
+    plan_from_cluster,
+    replay,
+    report_lines,
+    undo,
+)
+from migrate.plan.model import Step
+from migrate.steps.base import Context
+
+KUBECONFIG_SUFFIX = "-write-kubeconfig"
+REPLAY_SUFFIX = "-replay-workloads"
+
+
+def kubeconfig_of(ctx: Context) -> tuple[str, str, str]:
+    """(kubeconfig path, old context, new context) from the write-kubeconfig step's outputs."""
+    for step_id, out in ctx.outputs.items():
+        if step_id.endswith(KUBECONFIG_SUFFIX) and out.get("kubeconfig"):
+            contexts = out.get("contexts") or {}
+            if contexts.get("old") and contexts.get("new"):
+                return str(out["kubeconfig"]), str(contexts["old"]), str(contexts["new"])
+    raise StepFailed("no kubeconfig for the old and new clusters: the write-kubeconfig step has not run",
+                     where=f"environments.{ctx.env_name}",
+                     hint="run the migration from the start (or resume it) so that write-kubeconfig runs first")
+
+
+def _paths(ctx: Context) -> dict[str, Path]:
+    d = ctx.workdir / "replay"
+    return {n: d / f"{n}.json" for n in ("baseline", "created", "targets", "report")}
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise StepFailed(f"cannot read the replay's record: {e}", where=str(path),
+                         hint="the file is damaged; roll back the replay by hand or remove the file") from e
+
+
+def _clients(ctx: Context, cfg: Replay) -> tuple[KubeClient, KubeClient]:
+    path, old_ctx, new_ctx = kubeconfig_of(ctx)
+    pool = cfg.concurrency + 2
+    old = KubeClient.from_kubeconfig(path, old_ctx, qps=cfg.qps, pool_size=pool)
+    new = KubeClient.from_kubeconfig(path, new_ctx, qps=cfg.qps, pool_size=pool)
+    return old, new
+
+
+def _progress(ctx: Context) -> Callable[[Result], None]:
+    seen = {"n": 0}
+
+    def on_result(r: Result) -> None:
+        seen["n"] += 1
+        if r.action == FAILED:
+            ctx.log(f"replay: {r.key}: failed: {r.reason}")
+        elif seen["n"] % 200 == 0:
+            ctx.log(f"replay: {seen['n']} objects done")
+    return on_result
+
+
+class ReplayWorkloadsStep:
+    kind: ClassVar[str] = "replay-workloads"
+
+    # Hooks for tests and the engine: called with each object's result (e.g. to show progress).
+    on_result: Callable[[Result], None] | None = None
+
+    def facts(self, ctx: Context) -> dict[str, Any]:
+        """The old cluster's inventory hash (keys and resourceVersions of what would be replayed)."""
+        try:
+            path, old_ctx, _new = kubeconfig_of(ctx)
+        except StepFailed:
+            return {}  # planned before a kubeconfig exists: nothing to fingerprint yet
+        cfg = ctx.env.replay
+        with KubeClient.from_kubeconfig(path, old_ctx, qps=cfg.qps) as old:
+            exported = export(old, cfg)
+        return {"old_inventory": inventory_hash(exported.objects), "objects": len(exported.objects)}
+
+    def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
+        # Re-applying is idempotent and cheap (unchanged objects send no write), so the replay itself is the
+        # check: a resumed run always converges the new cluster onto the old one.
+        return None
+
+    def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
+        cfg = ctx.env.replay
+        names = {"old": ctx.env.clusters.old.name, "new": ctx.env.clusters.new.name}
+        paths = _paths(ctx)
+        old, new = _clients(ctx, cfg)
+        try:
+            try:
+                plan = plan_from_cluster(old, cfg, names)
+                baseline: dict[str, str] = _read(paths["baseline"]) or {}
+                unknown = [it for it in plan.items if str(it.key) not in baseline]
+                if unknown or not paths["baseline"].exists():
+                    # Only objects this attempt has never seen: anything the killed attempt created is in there.
+                    now = live_uids(new, unknown)
+                    baseline.update({str(it.key): now.get(str(it.key), "") for it in unknown})
+                    write_json(paths["baseline"], baseline)
+                log = self.on_result or _progress(ctx)
+                report = replay(plan, new, cfg, names, on_result=log)
+                created = created_entries(plan.items, baseline, live_uids(new, plan.items))
+            except MigrateError:
+                raise
+            except ValueError as e:  # a bad label selector in the configuration, ...
+                raise StepFailed(f"replay: {e}", where=f"environments.{ctx.env_name}.replay") from e
+        finally:
+            old.close()
+            new.close()
+        write_json(paths["created"], {"entries": created})
+        write_json(paths["targets"], [[it.obj["apiVersion"], it.key.kind, it.key.namespace, it.key.name]
+                                      for it in plan.items if needs_wait(it.obj)])
+        write_json(paths["report"], {**report.to_dict(), "review": plan.summary()})
+        outputs = {"created_manifest": str(paths["created"]), "targets": str(paths["targets"]),
+                   "report": str(paths["report"]), "created": len(created), "results": report.by_action(),
+                   "skipped": len(plan.skipped), "invalid": len(plan.invalid), "inventory": plan.inventory,
+                   "parity": bool(report.parity and report.parity.parity), "seconds": round(report.seconds, 2)}
+        if not report.ok:
+            lines = report_lines(report)
+            raise StepFailed(f"replay: {len(report.failures)} object(s) failed; the new cluster does not match the "
+                             "old one:\n    " + "\n    ".join(lines), where=str(paths["report"]),
+                             hint="fix the objects named above (or the transforms that broke them), then resume; "
+                                  "traffic has not been touched")
+        return outputs
+
+    def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
+        """Delete exactly what the replay created (uid preconditions). Safe twice: the second finds nothing."""
+        path = Path(outputs.get("created_manifest") or _paths(ctx)["created"])
+        data = _read(path)
+        entries = (data or {}).get("entries")
+        if entries is None:
+            # The replay was killed before it wrote its record: recompute it from the baseline.
+            baseline = _read(_paths(ctx)["baseline"])
+            if baseline is None:
+                return  # it never started applying
+            cfg = ctx.env.replay
+            old, new = _clients(ctx, cfg)
+            try:
+                plan = build_plan(export(old, cfg), cfg, {"old": ctx.env.clusters.old.name,
+                                                          "new": ctx.env.clusters.new.name})
+                entries = created_entries(plan.items, baseline, live_uids(new, plan.items))
+            finally:
+                old.close()
+                new.close()
+        if not entries:
+            return
+        _path, _old_ctx, new_ctx = kubeconfig_of(ctx)
+        with KubeClient.from_kubeconfig(_path, new_ctx, qps=ctx.env.replay.qps) as new:
+            stats = undo(new, entries)
+        ctx.log(f"replay undo: {stats['deleted']} deleted, {stats['gone']} already gone, "
+                f"{stats['kept']} kept (replaced by someone else since)")
+
+
+def _targets(ctx: Context) -> list[tuple[str, str, str, str]]:
+    path: Path | None = None
+    for step_id, out in ctx.outputs.items():
+        if step_id.endswith(REPLAY_SUFFIX) and out.get("targets"):
+            path = Path(out["targets"])
+    path = path or _paths(ctx)["targets"]
+    data = _read(path)
+    if data is None:
+        raise StepFailed("nothing to wait for: the replay-workloads step has not run", where=str(path),
+                         hint="resume the migration so that the replay runs first")
+    return [(str(a), str(k), str(ns), str(n)) for a, k, ns, n in data]
+
+
+class WaitWorkloadsReadyStep:
+    kind: ClassVar[str] = "wait-workloads-ready"
+
+    poll: ClassVar[float] = 0.5
+
+    def facts(self, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    def _wait(self, ctx: Context, timeout: float) -> ReadyReport:
+        path, _old, new_ctx = kubeconfig_of(ctx)
+        targets = _targets(ctx)
+        with KubeClient.from_kubeconfig(path, new_ctx, qps=ctx.env.replay.qps) as new:
+            try:
+                return wait_ready(new, targets, timeout, poll=self.poll)
+            except ProviderError:
+                raise
+            except MigrateError as e:
+                raise StepFailed(str(e)) from e
+
+    def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
+        report = self._wait(ctx, 0.0)
+        return {"ready": len(report.ready), "waited_s": 0.0} if report.ok else None
+
+    def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
+        timeout = float(step.params.get("timeout_s") or ctx.env.replay.ready_timeout)
+        report = self._wait(ctx, timeout)
+        if not report.ok:
+            lines = [f"{k}: failed: {v}" for k, v in report.failed.items()]
+            lines += [f"{k}: {v}" for k, v in report.pending.items()]
+            more = f"\n    ... and {len(lines) - 20} more" if len(lines) > 20 else ""
+            raise StepFailed(f"{len(report.failed) + len(report.pending)} workload(s) on the new cluster are not "
+                             f"ready after {report.waited:.0f}s:\n    " + "\n    ".join(lines[:20]) + more,
+                             where=f"environments.{ctx.env_name}.replay.ready_timeout",
+                             hint="fix the workloads named above (kubectl describe them on the new cluster), then "
+                                  "resume; traffic has not been touched")
+        return {"ready": len(report.ready), "waited_s": round(report.waited, 2)}
+
+    def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
+        return None  # waiting changes nothing
