@@ -11,6 +11,7 @@ path produces the same bytes.
 
 from __future__ import annotations
 
+import gc
 import json
 from json import encoder as _json_encoder
 from typing import Any
@@ -38,7 +39,15 @@ class RawNumber(float):
 
 def loads(raw: bytes | str) -> Any:
     """Parse JSON, keeping the spelling of non-integer numbers."""
-    return json.loads(raw, parse_float=RawNumber)
+    # The cyclic GC rescans the growing tree again and again while millions of
+    # acyclic containers are created: pausing it makes a 50 MB parse ~5x faster.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return json.loads(raw, parse_float=RawNumber)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # Go's HTML-safe escaping, applied to the UTF-8 output. These bytes can only occur

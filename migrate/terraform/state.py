@@ -260,6 +260,12 @@ class State:
             self._refuse_unknown(pats, used)
         return list(dict.fromkeys(h[2] for h in hits))
 
+    def unmatched(self, patterns: Iterable[str | Address]) -> list[str]:
+        """The patterns that match nothing in this state."""
+        pats = [_as_address(p) for p in patterns]
+        _, used = self._matches(pats)
+        return [str(p) for p, u in zip(pats, used, strict=True) if not u]
+
     def _refuse_unknown(self, pats: list[Address], used: list[bool]) -> None:
         unknown = [str(p) for p, u in zip(pats, used, strict=True) if not u]
         if unknown:

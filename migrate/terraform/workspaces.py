@@ -9,6 +9,7 @@ it completed, it reports what is there and writes nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -97,7 +98,7 @@ def duplicate_workspace(
     excluded = list(exclude)
     # Locks never wait (a held one raises LockError), so taking them in sequence cannot deadlock.
     with backend.locked(source_ws, "migrate: duplicate workspace (source)", info=info) as src_lock:
-        src_blob = backend.read(source_ws, src_lock)
+        src_blob = backend.read(source_ws, src_lock, keep_raw=False)
         src, src_where = src_blob.state, src_blob.where
         del src_blob  # keep the parsed state only: a 50 MB state should not be held twice
         if src is None:
@@ -131,9 +132,12 @@ def duplicate_workspace(
                 "workspace": source_ws, "lineage": src.lineage, "serial": src.serial, "excluded": removed,
             }).with_serial(serial)
             check_push(tgt, copy, where=backend.where(target_ws))
-            result = backend.write(target_ws, copy, tgt_lock)
-            return DuplicateResult(source_ws, target_ws, src.lineage, src.serial, copy.lineage, copy.serial,
-                                   tuple(copy.addresses()), tuple(removed), write=result)
+            done = DuplicateResult(source_ws, target_ws, src.lineage, src.serial, copy.lineage, copy.serial,
+                                   tuple(copy.addresses()), tuple(removed))
+            data = copy.to_bytes()
+            del src, src_for_copy, copy, tgt  # only the bytes during the upload
+            result = backend.write_bytes(target_ws, data, tgt_lock, lineage=done.new_lineage, serial=done.serial)
+            return dataclasses.replace(done, write=result)
 
 
 def detach(backend: Backend, ws: str, addresses: Iterable[str], *, missing_ok: bool = False) -> DetachResult:
@@ -144,7 +148,7 @@ def detach(backend: Backend, ws: str, addresses: Iterable[str], *, missing_ok: b
     """
     wanted = list(addresses)
     with backend.locked(ws, "migrate: detach resources") as lock:
-        blob = backend.read(ws, lock)
+        blob = backend.read(ws, lock, keep_raw=False)
         if blob.state is None:
             raise StateError(f"workspace {ws!r} has no state", where=blob.where, hint="check the workspace name")
         new, removed = blob.state.rm(wanted, missing_ok=missing_ok)
@@ -155,11 +159,9 @@ def detach(backend: Backend, ws: str, addresses: Iterable[str], *, missing_ok: b
         return DetachResult(ws, tuple(removed), new.lineage, new.serial, write=result)
 
 
-def _object_id(state: State, address: str) -> object:
-    for inst in state.instances():
-        if str(inst.address) == address:
-            return (inst.obj.get("attributes") or {}).get("id")
-    return None
+def _object_ids(state: State) -> dict[str, object]:
+    """Instance address -> the ``id`` attribute (the real object it manages)."""
+    return {str(i.address): (i.obj.get("attributes") or {}).get("id") for i in state.instances()}
 
 
 def handover(backend: Backend, from_ws: str, to_ws: str, addresses: Iterable[str]) -> HandoverResult:
@@ -178,7 +180,7 @@ def handover(backend: Backend, from_ws: str, to_ws: str, addresses: Iterable[str
                              hint="check the workspace names")
         in_old = old.select(wanted)
         in_new = set(new.select(wanted))
-        unknown = [a for a in wanted if not old.select([a]) and not new.select([a])]
+        unknown = sorted(set(old.unmatched(wanted)) & set(new.unmatched(wanted)))
         if unknown:
             raise StateError(f"no resource matches {', '.join(unknown)} in either workspace",
                              where=backend.where(from_ws), hint="check the addresses with `terraform state list`")
@@ -189,7 +191,8 @@ def handover(backend: Backend, from_ws: str, to_ws: str, addresses: Iterable[str
                 "removing them from the old workspace would leave them unmanaged",
                 where=backend.where(to_ws), hint="duplicate or import them into the new workspace first",
             )
-        differ = [a for a in in_old if _object_id(old, a) != _object_id(new, a)]
+        old_ids, new_ids = _object_ids(old), _object_ids(new)
+        differ = [a for a in in_old if old_ids.get(a) != new_ids.get(a)]
         if differ:
             raise StateError(
                 f"{', '.join(differ[:5])} point at different objects in the two workspaces",

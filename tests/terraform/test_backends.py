@@ -92,6 +92,9 @@ def test_lifecycle_duplicate_detach_handover_retire(backend: Backend) -> None:
     with pytest.raises(StateError, match="unmanaged"):
         handover(backend, "default", "green", ["aws_vpc.main", "aws_route53_zone.z"])
     assert snapshot(backend) == before
+    with pytest.raises(StateError, match=r"aws_nope\.x"):
+        handover(backend, "default", "green", ["aws_vpc.main", "aws_nope.x"])
+    assert snapshot(backend) == before
     ho = handover(backend, "default", "green", ["aws_vpc.main"])
     assert ho.handed_over == ("aws_vpc.main",)
     assert handover(backend, "default", "green", ["aws_vpc.main"]).already_done

@@ -47,8 +47,10 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, tf_version: TerraformV
 def test_duplicate_detach_and_terraform_agrees(stack: tuple[TerraformCLI, Backend], kit: Any,
                                                 tmp_path: Path) -> None:
     cli, backend = stack
-    old = backend.read("default").state
+    blob = backend.read("default")
+    old = blob.state
     assert old is not None
+    assert old.to_bytes() == blob.raw  # terraform-written state round-trips byte for byte
     closure = old.dependents(["terraform_data.cluster"])
     assert sorted(closure) == sorted(kit.CLUSTER_CLOSURE)
 
@@ -85,8 +87,10 @@ def test_duplicate_detach_and_terraform_agrees(stack: tuple[TerraformCLI, Backen
     for ws in ("default", "green"):
         with backend.locked(ws, "after terraform"):
             pass
-    copy = backend.read("green").state
+    green_blob = backend.read("green")
+    copy = green_blob.state
     assert copy is not None and copy.lineage == result.new_lineage
+    assert copy.to_bytes() == green_blob.raw  # ... also after terraform rewrote our copy
     # Terraform drops unknown top-level fields when it writes, so our origin marker is gone;
     # the lineage (journaled by the engine) still identifies the copy.
     assert copy.origin is None

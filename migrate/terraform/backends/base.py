@@ -114,16 +114,13 @@ class LockHandle:
 
 @dataclass(frozen=True)
 class StateBlob:
-    """What a read returns: the exact bytes and, unless there is no state yet, the model."""
+    """What a read returns: the exact bytes (unless dropped) and, if there is a state, the model."""
 
     workspace: str
     where: str
     raw: bytes
     state: State | None
-
-    @property
-    def md5(self) -> str:
-        return hashlib.md5(self.raw).hexdigest()
+    md5: str = ""
 
 
 @dataclass(frozen=True)
@@ -248,15 +245,20 @@ class Backend(ABC):
                 hint=f"existing workspaces: {', '.join(self.workspaces())}; check the name",
             )
 
-    def read(self, ws: str, lock: LockHandle | None = None) -> StateBlob:
-        """Read a workspace's state. StateError if the workspace is missing or the state bad."""
+    def read(self, ws: str, lock: LockHandle | None = None, *, keep_raw: bool = True) -> StateBlob:
+        """Read a workspace's state. StateError if the workspace is missing or the state bad.
+
+        ``keep_raw=False`` drops the bytes as soon as they are decoded, so a large
+        state is never held as bytes, text and objects at once.
+        """
         self._require(ws)
         where = self.where(ws)
         raw = self._read_raw(ws, lock) or b""
+        md5 = hashlib.md5(raw).hexdigest()
         expected = self._expected_md5(ws)
-        if raw and expected and hashlib.md5(raw).hexdigest() != expected:
+        if raw and expected and md5 != expected:
             raise StateError(
-                f"state data does not have the expected content: md5 {hashlib.md5(raw).hexdigest()} "
+                f"state data does not have the expected content: md5 {md5} "
                 f"but the lock table's digest is {expected}",
                 where=where,
                 hint="a write is in flight or was interrupted; retry shortly, otherwise restore the "
@@ -268,8 +270,16 @@ class Backend(ABC):
                 where=where,
                 hint="the state was deleted outside terraform; restore it from a backup or object version",
             )
-        state = State.parse(raw, where) if raw.strip() else None
-        return StateBlob(ws, where, raw, state)
+        if not raw.strip():
+            return StateBlob(ws, where, raw, None, md5)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise StateError(f"state is not UTF-8 text ({e.reason})", where=where,
+                             hint="restore the previous version from a backup") from e
+        if not keep_raw:
+            raw = b""
+        return StateBlob(ws, where, raw, State.parse(text, where), md5)
 
     def lock(self, ws: str, operation: str, *, info: str = "", create: bool = False) -> LockHandle:
         """Take the workspace's lock. LockError naming the holder if it is taken.
@@ -317,15 +327,19 @@ class Backend(ABC):
 
     def write(self, ws: str, state: State, lock: LockHandle | None) -> WriteResult:
         """Back up, write, and verify by reading back. Requires ``lock`` for ``ws``."""
+        return self.write_bytes(ws, state.to_bytes(), lock, lineage=state.lineage, serial=state.serial)
+
+    def write_bytes(self, ws: str, data: bytes, lock: LockHandle | None, *, lineage: str,
+                    serial: int) -> WriteResult:
+        """``write`` for bytes already serialised by ``State.to_bytes`` (lets a caller drop
+        the parsed state before the upload, which matters for 50 MB states)."""
         check_workspace_name(ws)
         self.check_lock(ws, lock)
         assert lock is not None
         backup = self._backup_current(ws, lock)
-        data = state.to_bytes()
         md5 = hashlib.md5(data).hexdigest()
         self._put(ws, data, lock)
-        del data  # the read-back streams; do not hold two copies
-        stored = self._stored_md5(ws, lock)
+        stored = self._stored_md5(ws, lock)  # streamed where the backend can
         if stored != md5:
             raise StateError(
                 f"read-back check failed: wrote md5 {md5}, read back {stored}",
@@ -333,7 +347,7 @@ class Backend(ABC):
                 hint=f"the stored state is not what was written; restore it from {backup or 'a backup'}",
             )
         self._after_write(ws, md5)
-        return WriteResult(ws, self.where(ws), md5, state.lineage, state.serial, backup)
+        return WriteResult(ws, self.where(ws), md5, lineage, serial, backup)
 
     def delete_workspace(self, ws: str, lock: LockHandle | None) -> None:
         """Delete a (non-default) workspace's state, its lock record and digest."""
