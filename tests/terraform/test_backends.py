@@ -268,3 +268,13 @@ def test_local_layout_and_empty_file(tmp_path: Path) -> None:
     assert b.workspaces() == ["default", "dev"]
     with pytest.raises(StateError, match="invalid workspace name"):
         b.lock("a/b", "x", create=True)
+
+
+def test_make_backend(tmp_path: Path) -> None:
+    from migrate.terraform.backends import make_backend
+
+    assert isinstance(make_backend("local", root=tmp_path), LocalBackend)
+    with pytest.raises(ConfigError, match="unsupported"):
+        make_backend("azurerm")
+    with pytest.raises(ConfigError, match="bad settings"):
+        make_backend("local", nope=1)
