@@ -42,11 +42,13 @@ def meta(obj: Obj) -> Obj:
 
 
 def annotations_of(obj: Obj) -> dict[str, str]:
-    return (obj.get("metadata") or {}).get("annotations") or {}
+    a = dig(obj, "metadata", "annotations")
+    return a if isinstance(a, dict) else {}
 
 
 def labels_of(obj: Obj) -> dict[str, str]:
-    return (obj.get("metadata") or {}).get("labels") or {}
+    a = dig(obj, "metadata", "labels")
+    return a if isinstance(a, dict) else {}
 
 
 def dig(obj: Any, *path: str | int) -> Any:

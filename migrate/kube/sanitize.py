@@ -76,6 +76,7 @@ def strip_status(obj: Obj) -> bool:
 
 
 def strip_controller_annotations(obj: Obj) -> bool:
+    """deployment.kubernetes.io/revision counts the old cluster's rollouts; the new controller starts at 1."""
     return _drop(annotations_of(obj), *CONTROLLER_ANNOTATIONS)
 
 

@@ -68,9 +68,11 @@ def matches(t: Transform, obj: Obj) -> bool:
 def _image_prefix_match(image: str, prefix: str) -> str | None:
     """The remainder of `image` after the registry/repository `prefix`, or None. Docker Hub short names count."""
     if prefix in ("docker.io", "docker.io/library"):
-        first = image.split("/", 1)[0]
-        if "." not in first and ":" not in first and first != "localhost":
-            image = f"docker.io/library/{image}" if "/" not in image else f"docker.io/{image}"
+        first, slash, _rest = image.partition("/")
+        if not slash:
+            image = f"docker.io/library/{image}"
+        elif "." not in first and ":" not in first and first != "localhost":
+            image = f"docker.io/{image}"
     if image == prefix:
         return ""
     if image.startswith(prefix) and image[len(prefix)] in "/:@":
