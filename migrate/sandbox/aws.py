@@ -19,10 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.apigatewayv2.models import Api, ApiGatewayV2Backend
-from moto.core.exceptions import ServiceException
 from moto.eks.models import Cluster, EKSBackend, Nodegroup
 from moto.s3.models import S3Backend
 from moto.server import ThreadedMotoServer
+from werkzeug.exceptions import HTTPException
 
 from .clusters import ClusterRegistry
 from .faults import SandboxFaults
@@ -58,9 +58,17 @@ class SandboxNodegroup(_DelayedStatus, Nodegroup):
     pass
 
 
-class InternalError(ServiceException):
-    code = "InternalError"
-    message = "We encountered an internal error. Please try again. (sandbox fault: state write)"
+class InternalError(HTTPException):
+    """S3's own 500 answer. moto's S3 layer lets werkzeug HTTP exceptions through as responses."""
+
+    code = 500
+
+    def get_body(self, *args: Any, **kwargs: Any) -> str:
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code><Message>We encountered '
+                "an internal error. Please try again. (sandbox fault: state write)</Message></Error>")
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/xml")]
 
 
 def _delay(obj: Any, cls: type, seconds: float) -> None:

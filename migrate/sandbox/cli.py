@@ -18,6 +18,7 @@ def fault_spec(kind: str, *, cluster: str | None = None, path: str = "/", status
                namespace: str = "default", name: str | None = None, resource: str = "deployments",
                bucket: str = "", key_contains: str = "", count: int = -1, seconds: float = 0.0) -> dict[str, Any]:
     """The control API body for one fault (see faults.py); checks what each kind needs."""
+    kind = kind.replace("-", "_")  # `eks-delay` on a command line
     if kind == "http":
         if not cluster:
             raise ValueError("an http fault needs --cluster")
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     reset = sub.add_parser("reset", help="back to the seeds (down, then up)")
     reset.add_argument("--timeout", type=float, default=10.0)
     f = sub.add_parser("fault", help="inject a fault, list them (no kind), or --clear them")
-    f.add_argument("kind", nargs="?", choices=FAULT_KINDS)
+    f.add_argument("kind", nargs="?", choices=FAULT_KINDS, type=lambda k: k.replace("-", "_"))
     f.add_argument("--clear", action="store_true")
     f.add_argument("--cluster")
     f.add_argument("--path", default="/")

@@ -173,7 +173,8 @@ class DataPlane:
         if entry is not None:
             front = self.lookup.backend_for_service(entry["metadata"]["namespace"], entry["metadata"]["name"])
             if front is None or not front.ready:
-                return 503, {**base, "error": "no healthy targets behind the load balancer"}
+                return 503, {**base, **(front.describe() if front else {}),
+                             "error": "no healthy targets: the load balancer's workload is not ready"}
             if not is_ingress_controller(entry):
                 return 200, {**base, **front.describe()}
             # Sent to the LB's own hostname (the gateway proxy does): any host's rules; else by Host, as nginx.

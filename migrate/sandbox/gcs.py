@@ -79,7 +79,7 @@ def _install_shim() -> None:
         return create_file(self, bucket_name, file_name, *args, **kwargs)
 
     checked_create._sandbox_shim = True  # type: ignore[attr-defined]
-    Storage.create_file = checked_create  # type: ignore[method-assign]
+    Storage.create_file = checked_create
     wrapped = {objects.insert: _guarded(objects.insert), objects.delete: _guarded(objects.delete)}
     handlers = []
     for pattern, methods in gcs_server.HANDLERS:

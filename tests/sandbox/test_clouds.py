@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import kubernetes
 import pytest
+import urllib3
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
@@ -63,7 +64,7 @@ def test_eks_delay_fault_create_and_delete(sandbox: dict[str, Any], clean_faults
     assert gone["status"] == "DELETING"  # moto alone says ACTIVE
     with pytest.raises(eks.exceptions.ResourceNotFoundException):
         eks.describe_cluster(name="delayed")
-    with pytest.raises(Exception):  # the emulator is stopped with its cluster
+    with pytest.raises(urllib3.exceptions.MaxRetryError):  # the emulator is stopped with its cluster
         core(endpoint).list_namespace(_request_timeout=2)
     assert "delayed" not in lifecycle.control(sandbox, "GET", "/status")["clusters"]
 
