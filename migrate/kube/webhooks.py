@@ -75,7 +75,7 @@ def backend_problem(kube: KubeClient, disc: Discovery, namespace: str, name: str
     return f"service {namespace}/{name} has no ready backend ({'; '.join(seen[:3])})"
 
 
-def wait_backends(kube: KubeClient, disc: Discovery, obj: Obj, timeout: float, poll: float = 0.5) -> str | None:
+def wait_backends(kube: KubeClient, disc: Discovery, obj: Obj, timeout: float, poll: float = 0.2) -> str | None:
     """Wait up to `timeout` for every service `obj`'s webhooks call; the remaining problem, or None."""
     deadline = time.monotonic() + timeout
     while True:
