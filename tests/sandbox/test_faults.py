@@ -62,7 +62,7 @@ class _Remote:
             urllib.request.urlopen(req, timeout=5).close()
 
     def lb_hostname(self, ns: str, name: str) -> str | None:
-        code, _, svc = http(f"{self.url}/api/v1/namespaces/{ns}/services/{name}")
+        _, _, svc = http(f"{self.url}/api/v1/namespaces/{ns}/services/{name}")
         ing = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
         return ing[0]["hostname"] if ing else None
 
@@ -113,7 +113,7 @@ def test_gateway_proxy_plays_the_http_api_and_follows_integration_switches(sandb
     prod = sandbox["environments"]["prod"]
     api = apigw.get_api(ApiId=prod["prod_api"]["id"])
     assert api["ApiEndpoint"].startswith("http://127.0.0.1:")  # callers use it as on AWS
-    code, headers, body = http(api["ApiEndpoint"] + "/api/cart?x=1")
+    code, _, body = http(api["ApiEndpoint"] + "/api/cart?x=1")
     assert code == 200 and body["cluster"] == "prod-blue" and body["deployment"] == "api"
     assert http(api["ApiEndpoint"] + "/")[2]["deployment"] == "frontend"
 
