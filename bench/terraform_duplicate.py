@@ -33,10 +33,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from migrate.terraform import _tfjson  # noqa: E402
-from migrate.terraform.backends.s3 import S3Backend  # noqa: E402
-from migrate.terraform.state import State  # noqa: E402
-from migrate.terraform.workspaces import duplicate_workspace  # noqa: E402
+from migrate.terraform import _tfjson
+from migrate.terraform.backends.s3 import S3Backend
+from migrate.terraform.state import State
+from migrate.terraform.workspaces import duplicate_workspace
 
 AWS = 'provider["registry.terraform.io/hashicorp/aws"]'
 HELM = 'provider["registry.terraform.io/hashicorp/helm"]'

@@ -97,7 +97,17 @@ def _stdlib_dumps(obj: Any) -> bytes:
         False,
         True,
     )(obj, 0)
-    return ("".join(chunks) + "\n").encode()
+    # Encode in batches: one list of millions of tiny strings would cost ~5x the output.
+    buf = bytearray()
+    batch: list[str] = []
+    for chunk in chunks:
+        batch.append(chunk)
+        if len(batch) >= 16384:
+            buf += "".join(batch).encode()
+            batch.clear()
+    batch.append("\n")
+    buf += "".join(batch).encode()
+    return bytes(buf)
 
 
 def dumps(obj: Any, *, accelerate: bool = True) -> bytes:
