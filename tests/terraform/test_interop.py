@@ -76,10 +76,13 @@ def test_duplicate_detach_and_terraform_agrees(stack: tuple[TerraformCLI, Backen
     assert "lineage" in e.value.stderr_tail
 
     # terraform waits for our lock, and works once we release it
-    with backend.locked("green", "test hold"):
+    with backend.locked("green", "test hold") as held:
         with pytest.raises(TerraformCommandFailed) as e:
             green.state_mv("terraform_data.zone", "terraform_data.zone2", lock_timeout="2s")
         assert "lock" in e.value.stderr_tail.lower()
+        assert e.value.retryable  # a lock conflict is worth retrying
+        # terraform parsed our lock record: it prints our ID and holder back
+        assert held.id in e.value.stderr_tail and held.info.Who in e.value.stderr_tail
     for ws_cli in (green, cli):
         ws_cli.state_mv("terraform_data.zone", "terraform_data.zone2", lock_timeout="5s")
         ws_cli.state_mv("terraform_data.zone2", "terraform_data.zone", lock_timeout="5s")
