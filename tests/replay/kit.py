@@ -241,3 +241,45 @@ SAMPLE_TRANSFORMS: list[Obj] = [
      "json_patch": [{"op": "add", "path": "/spec/template/metadata/annotations",
                      "value": {"migrate.dev/replayed": "true"}}]},
 ]
+
+
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClass", "ValidatingWebhookConfiguration",
+                  "MutatingWebhookConfiguration", "CustomResourceDefinition", "StorageClass", "PriorityClass"}
+
+
+def generated_crds(n: int) -> list[Obj]:
+    out = []
+    for i in range(n):
+        kind, plural = f"Gadget{i}", f"gadget{i}s"
+        out.append({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                    "metadata": {"name": f"{plural}.ops.example.net"},
+                    "spec": {"group": "ops.example.net", "scope": "Namespaced",
+                             "names": {"plural": plural, "singular": f"gadget{i}", "kind": kind},
+                             "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                                           "subresources": {"status": {}},
+                                           "schema": {"openAPIV3Schema": {
+                                               "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    return out
+
+
+def large_set(namespaces: int = 10, crds: int = 5) -> list[Obj]:
+    """Hundreds of objects from real manifests: the fixtures repeated across namespaces, plus operator-style
+    CRDs with custom resources and several admission webhooks. (No operator bundle is available offline.)"""
+    names = [f"tenant-{i:02d}" for i in range(namespaces)]
+    real = [d for d in fixture_docs("microservices-demo.yaml") + fixture_docs("ingress-nginx-cloud.yaml")
+            if d["kind"] not in CLUSTER_SCOPED]
+    docs = [*sample_workloads(), *fixture_docs("ingress-nginx-cloud.yaml"), *generated_crds(crds),
+            *spread(real, names)]
+    for ns in names:
+        for i in range(crds):
+            docs.append({"apiVersion": "ops.example.net/v1alpha1", "kind": f"Gadget{i}",
+                         "metadata": {"name": f"g{i}", "namespace": ns, "labels": {"tenant": ns}},
+                         "spec": {"size": i, "nested": {"list": [1, 2, 3], "flag": True}}})
+    docs.append({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                 "metadata": {"name": "gadget-defaults"},
+                 "webhooks": [{"name": "default.gadgets.ops.example.net", "admissionReviewVersions": ["v1"],
+                               "sideEffects": "None", "failurePolicy": "Ignore",
+                               "clientConfig": {"service": {"namespace": "ops", "name": "hooks", "path": "/m"}},
+                               "rules": [{"apiGroups": ["ops.example.net"], "apiVersions": ["*"],
+                                          "operations": ["CREATE"], "resources": ["*"]}]}]})
+    return docs

@@ -15,7 +15,8 @@ def test_parity_missing_extra_drift() -> None:
     live = {k("ConfigMap", "a"): {"data": {"x": "1"}, "metadata": {"uid": "u"}},
             k("Deployment", "web", group="apps"): {"spec": {"replicas": 3}},
             k("ConfigMap", "addon"): {}}
-    desired = {k("ConfigMap", "a"): {"data": {"x": "1"}}, k("Deployment", "web", group="apps"): {"spec": {"replicas": 2}}}
+    desired = {k("ConfigMap", "a"): {"data": {"x": "1"}},
+               k("Deployment", "web", group="apps"): {"spec": {"replicas": 2}}}
     d = diff(old, live, desired)
     assert d.missing == [k("ConfigMap", "b")]
     assert d.extra == [k("ConfigMap", "addon")]

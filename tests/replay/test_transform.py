@@ -33,8 +33,9 @@ def test_registry_rewrite_in_templates_and_cronjobs() -> None:
     assert out.obj["spec"]["template"]["spec"]["containers"][0]["image"] == \
         "123.dkr.ecr.eu-west-1.amazonaws.com/shop/web:1"
     assert out.applied == ["registry#1"]
-    cj = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {"jobTemplate": {
-        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "registry.blue.example.com/x@sha256:ab"}]}}}}}}
+    pod = {"containers": [{"name": "c", "image": "registry.blue.example.com/x@sha256:ab"}]}
+    cj = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+          "spec": {"jobTemplate": {"spec": {"template": {"spec": pod}}}}}
     assert transform(cj, r, CTX).obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] \
         == "123.dkr.ecr.eu-west-1.amazonaws.com/x@sha256:ab"
 
