@@ -111,6 +111,7 @@ class ReplayReport:
     plan: ReplayPlan
     parity: InventoryDiff | None = None
     seconds: float = 0.0
+    parity_seconds: float = 0.0
 
     def by_action(self) -> dict[str, int]:
         c = Counter(r.action for r in self.results)
@@ -208,7 +209,9 @@ def replay(old: KubeClient | ReplayPlan, new: KubeClient, cfg: Replay, names: Cl
                 r.reason = f"invalid after transform {rule!r}: {r.reason}"
     report = ReplayReport(applier.results, plan)
     if check_parity:
+        t = time.monotonic()
         report.parity = parity(new, plan, cfg)
+        report.parity_seconds = time.monotonic() - t
     report.seconds = time.monotonic() - start
     return report
 
