@@ -116,6 +116,9 @@ class AwsHooks:
 
         def eks_create_nodegroup(self: EKSBackend, *args: Any, **kwargs: Any) -> Nodegroup:
             ng = create_nodegroup(self, *args, **kwargs)
+            emu = hooks.registry.get(ng.cluster_name)
+            if emu is not None:  # the group's kubelets join the cluster
+                emu.add_nodes(ng.nodegroup_name, int((ng.scaling_config or {}).get("desiredSize", 1)))
             _delay(ng, SandboxNodegroup, hooks.faults.eks_delay)
             return ng
 

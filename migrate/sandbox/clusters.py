@@ -5,7 +5,10 @@ Clusters are created by the cloud emulators (EKS hook, GKE emulator), never dire
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +30,33 @@ class EmulatedCluster:
     dataplane: DataPlane
     kubeconfig: Path
 
+    def add_nodes(self, group: str, count: int, label: str = "eks.amazonaws.com/nodegroup") -> None:
+        """Register ``count`` Ready nodes for a node group, as kubelets joining would (through the public API)."""
+        for i in range(1, count + 1):
+            name = f"{self.name}-{group}-{i}"
+            node = {"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": name, "labels": {label: group, "kubernetes.io/hostname": name,
+                                                          "kubernetes.io/os": "linux"}}, "spec": {}}
+            status = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                      "message": "kubelet is posting ready status"}]}
+            try:
+                _request(f"{self.api.url}/api/v1/nodes", "POST", node)
+            except urllib.error.HTTPError as e:
+                if e.code != 409:  # already joined: idempotent
+                    raise
+            patch = {"status": status}
+            _request(f"{self.api.url}/api/v1/nodes/{name}/status", "PATCH", patch,
+                     content_type="application/merge-patch+json")
+
     def info(self) -> dict[str, Any]:
         return {"cloud": self.cloud, "version": self.version, "api": self.api.url,
                 "dataplane": self.dataplane.url, "kubeconfig": str(self.kubeconfig)}
+
+
+def _request(url: str, method: str, body: dict[str, Any], content_type: str = "application/json") -> None:
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": content_type})
+    urllib.request.urlopen(req, timeout=10).close()
 
 
 class ClusterRegistry:

@@ -167,6 +167,8 @@ class GkeEmulator:
             cluster["status"] = "RUNNING"
             for p in cluster["nodePools"]:
                 p["status"] = "RUNNING"
+                emu.add_nodes(str(p["name"]), int(p.get("initialNodeCount") or 1),
+                              label="cloud.google.com/gke-nodepool")
 
         return self._operation(project, location, "CREATE_CLUSTER", path, running)
 

@@ -193,4 +193,10 @@ def env_vars(endpoints: dict[str, Any]) -> dict[str, str]:
         "STORAGE_EMULATOR_HOST": gcp["storage_emulator_host"],
         "GOOGLE_CLOUD_PROJECT": gcp["project"],
         "MIGRATE_SANDBOX_ENDPOINTS": str(Path(endpoints["state_dir"]) / "endpoints.json"),
+        # The router answers for the sandbox's DNS names as an HTTP proxy, the way resolvers answer for real ones;
+        # loopback endpoints (moto, emulators, gateway listeners) are reached directly.
+        "HTTP_PROXY": endpoints["router_url"],
+        "http_proxy": endpoints["router_url"],
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
     }
