@@ -142,27 +142,27 @@ class KubeClient:
     def _once(self, method: str, path: str, query: list[tuple[str, str]], body: Any, content_type: str | None,
               ) -> tuple[int, Obj]:
         headers = {"Accept": "application/json"}
+        data: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-        if content_type == APPLY_PATCH and isinstance(body, dict):
-            # JSON is YAML; bytes pass through the client untouched (JSON bodies it encodes itself).
-            body = json.dumps(body, separators=(",", ":")).encode()
-        _m, url, hdrs, req_body, _p = self.api.param_serialize(
-            method=method, resource_path=path, query_params=query or None, header_params=headers, body=body,
+            data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+        # The client builds the URL and the auth headers (refreshing exec/OIDC tokens); the body is sent through
+        # its connection pool as bytes, skipping its per-request model serialisation (the replay's hot path).
+        _m, url, hdrs, _b, _p = self.api.param_serialize(
+            method=method, resource_path=path, query_params=query or None, header_params=headers,
             auth_settings=["BearerToken"])
         where = f"{self.name}: {method} {path}"
         try:
-            resp = self.api.call_api(method, url, header_params=hdrs, body=req_body, _request_timeout=self.timeout)
-            data = resp.read()
+            resp = self.api.rest_client.pool_manager.request(
+                method, url, body=data, headers=hdrs, timeout=urllib3.Timeout(total=self.timeout),
+                preload_content=True, retries=False)
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeApiError(0, "ConnectionError", f"no answer from the API server: {e}", where=where) from e
-        except kubernetes.client.exceptions.ApiException as e:
-            raise _error_from(e.status or 0, e.reason or "", (e.body or "").encode() if isinstance(e.body, str)
-                              else (e.body or b""), None, where) from e
+        raw = resp.data or b""
         if not 200 <= resp.status < 300:
-            raise _error_from(resp.status, resp.reason or "", data or b"", resp.getheader("Retry-After"), where)
+            raise _error_from(resp.status, resp.reason or "", raw, resp.headers.get("Retry-After"), where)
         try:
-            out = json.loads(data) if data else {}
+            out = json.loads(raw) if raw else {}
         except ValueError as e:
             raise KubeApiError(resp.status, "BadResponse", f"the API server answered with non-JSON: {e}",
                                where=where) from e
