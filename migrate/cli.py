@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -22,8 +23,8 @@ from invoke.tasks import task
 from rich.console import Console
 
 from migrate import __version__
-from migrate.config import DEFAULT_CONFIG, load_config
-from migrate.errors import MigrateError, UsageError
+from migrate.config import DEFAULT_CONFIG, LoadedConfig, load_config
+from migrate.errors import MigrateError, ProviderError, UsageError
 from migrate.run import api
 from migrate.run.events import Reporter
 from migrate.run.journal import RunState
@@ -85,7 +86,31 @@ def _show(path: Path) -> str:
 def _handle(config: str, env: str | None) -> api.EnvHandle:
     if not env:
         raise UsageError("--env is required", hint="e.g. --env dev; `invoke status` lists the environments")
-    return api.open_env(load_config(config), env)
+    loaded = load_config(config)
+    h = api.open_env(loaded, env)
+    _sandbox(loaded)
+    return h
+
+
+def _sandbox(loaded: LoadedConfig) -> None:
+    """When the config points at the embedded sandbox, start it if needed and point the SDKs at it.
+
+    Only the standard SDK variables are set (AWS_ENDPOINT_URL, STORAGE_EMULATOR_HOST, HTTP_PROXY, ...):
+    past this point nothing treats the sandbox as a special case.
+    """
+    if not loaded.config.sandbox.enabled:
+        return
+    from migrate.sandbox import SandboxError, ensure_running, env_vars, running
+
+    state_dir = loaded.resolve(loaded.config.sandbox.state_dir)
+    try:
+        if running(state_dir) is None:
+            _err.print(f"[dim]starting the embedded sandbox ({state_dir})…[/dim]")
+        endpoints = ensure_running(state_dir)
+    except SandboxError as e:
+        raise ProviderError(f"the embedded sandbox could not be started: {e}", where=str(state_dir),
+                            hint="see its log there; `invoke sandbox.down` then retry", retryable=True) from e
+    os.environ.update(env_vars(endpoints))
 
 
 def _finish(run: RunState | None, json_: bool) -> None:
@@ -240,7 +265,13 @@ def decommission(c: InvokeContext, env: str | None = None, plan: str | None = No
     _finish(run, json_)
 
 
-ns = Collection(plan, migrate, status, rollback, decommission)
+def _namespace() -> Collection:
+    from migrate.sandbox.tasks import namespace as sandbox_tasks
+
+    return Collection(plan, migrate, status, rollback, decommission, sandbox_tasks)
+
+
+ns = _namespace()
 program = Program(namespace=ns, version=__version__, name="migrate", binary="migrate")
 
 

@@ -35,6 +35,7 @@ class ClusterProvider(Protocol):
     def delete(self, spec: dict[str, Any], outputs: dict[str, Any]) -> None: ...
     def access(self, name: str, context: str) -> ClusterAccess: ...
     def token(self, name: str) -> str | None: ...
+    def delete_old(self) -> dict[str, Any]: ...
 
 
 class AwsClusters:
@@ -100,6 +101,32 @@ class AwsClusters:
         if outputs.get("oidc_provider_arn"):
             self.eks.delete_oidc_provider(str(outputs["oidc_provider_arn"]))
 
+    def delete_old(self) -> dict[str, Any]:
+        """Decommission: delete the *old* cluster, its node groups, add-ons and OIDC provider."""
+        from migrate.cloud.aws.eks import EksClusterSpec
+
+        name = self.env.clusters.old.name
+        c = self.eks.describe(name)
+        if c is None:
+            return {}
+        groups = [str(g["nodegroupName"]) for g in self.eks.nodegroups(name)]
+        try:
+            addons = sorted(self.eks.addons(name))
+        except ProviderError:
+            addons = []  # an endpoint without the add-ons API has none to delete
+        spec = EksClusterSpec(name=name, version=None, role_arn="", subnet_ids=[], security_group_ids=[],
+                              endpoint_public_access=True, endpoint_private_access=False, encryption_key_arn=None,
+                              nodegroups=[_named_group(g) for g in groups], addons=addons, oidc=False, tags={})
+        issuer = ((c.get("identity") or {}).get("oidc") or {}).get("issuer")
+        self.eks.delete(spec)
+        out: dict[str, Any] = {"nodegroups": groups}
+        if issuer:
+            arn = self.eks.find_oidc_provider(issuer)
+            if arn:
+                self.eks.delete_oidc_provider(arn)
+                out["oidc_provider_deleted"] = arn
+        return out
+
     def access(self, name: str, context: str) -> ClusterAccess:
         c = self.eks.describe(name)
         if c is None or not c.get("endpoint"):
@@ -164,13 +191,24 @@ class GcpClusters:
         _never_the_old(self.env, s.name)
         self.gke.delete(s)
 
+    def delete_old(self) -> dict[str, Any]:
+        from migrate.cloud.gcp.gke import GkeClusterSpec
+
+        name = self.env.clusters.old.name
+        op = self.gke.delete(GkeClusterSpec(name=name, version=None, network=None, subnetwork=None, node_pools=[],
+                                            release_channel=None, labels={}))
+        return {"operation": op} if op else {}
+
     def access(self, name: str, context: str) -> ClusterAccess:
         c = self.gke.get(name)
         if c is None or not c.endpoint:
             raise ProviderError(f"cluster {name} has no API endpoint yet", where=self.gke._name(name),
                                 retryable=True)
         endpoint = str(c.endpoint)
-        server = endpoint if endpoint.startswith(("http://", "https://")) else f"https://{endpoint}"
+        # GKE gives a bare address served over https; an emulator reached over plain http serves its
+        # clusters over plain http too (the one documented sandbox mapping, docs/sandbox.md).
+        scheme = "http" if (self.env.gcp and (self.env.gcp.endpoint or "").startswith("http://")) else "https"
+        server = endpoint if endpoint.startswith(("http://", "https://")) else f"{scheme}://{endpoint}"
         ca = c.master_auth.cluster_ca_certificate if c.master_auth else None
         return ClusterAccess(context=context, server=server, ca_data=ca or None, token_args=["gke"], token_env={})
 
@@ -181,6 +219,13 @@ class GcpClusters:
         if self.env.gcp.endpoint and self.env.gcp.endpoint.startswith("http://"):
             return None  # an emulator: no Google token to be had or needed
         return access_token()[0]
+
+
+def _named_group(name: str) -> Any:
+    from migrate.cloud.aws.eks import NodeGroupSpec
+
+    return NodeGroupSpec(name=name, node_role_arn="", subnet_ids=[], instance_types=[], min_size=0, max_size=1,
+                         desired_size=0)
 
 
 def _never_the_old(env: Environment, name: str) -> None:

@@ -46,7 +46,7 @@ def _kind_steps(env_name: str, env: Environment, kind: str) -> list[tuple[str, s
                  {"workspace": new_ws, "ownership_overrides": overrides},
                  f"the cluster-owned addresses and everything that depends on them are removed from "
                  f"{new_ws}, so terraform creates a new cluster there",
-                 f"restore {new_ws}'s state from the backup taken before the removal")]
+                 "nothing: the copy without the cluster is the safe state (undoing the copy deletes it)")]
     if kind == "provision-cluster":
         return [(kind, f"Create cluster {new}",
                  {"provisioner": env.provisioner, "cluster": new, "version": env.clusters.new.version,
@@ -225,7 +225,8 @@ def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation
     """What a reviewer must see: created, changed, and never touched."""
     old, new = env.clusters.old.name, env.clusters.new.name
     tf = env.terraform
-    ownership = facts.get("ownership") if isinstance(facts.get("ownership"), dict) else None
+    ownership = next((f["ownership"] for f in (facts.get("detach-cluster"), facts.get("handover-shared"))
+                      if isinstance(f, dict) and isinstance(f.get("ownership"), dict)), None)
     if operation == "decommission":
         return {
             "create": [],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import socket
 import time
 from collections.abc import Iterator
@@ -29,7 +30,12 @@ def utcnow() -> str:
 
 
 def who() -> str:
-    user = os.environ.get("USER") or os.environ.get("LOGNAME") or str(os.getuid())
+    user = os.environ.get("USER") or os.environ.get("LOGNAME")
+    if not user:
+        try:
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            user = str(os.getuid())
     return f"{user}@{socket.gethostname()}"
 
 

@@ -6,10 +6,21 @@ from migrate.steps.base import StepKind
 from migrate.steps.cluster import ProvisionClusterStep, WaitClusterReadyStep, WriteKubeconfigStep
 from migrate.steps.hook import HookStep
 from migrate.steps.report import WriteReportStep
+from migrate.steps.terraform import (
+    DestroyOldClusterStep,
+    DetachClusterStep,
+    DuplicateWorkspaceStep,
+    HandoverSharedStep,
+    RetireWorkspaceStep,
+)
 
 _KINDS: dict[str, StepKind] = {
     k.kind: k
-    for k in (HookStep(), WriteReportStep(), ProvisionClusterStep(), WaitClusterReadyStep(), WriteKubeconfigStep())
+    for k in (
+        HookStep(), WriteReportStep(), ProvisionClusterStep(), WaitClusterReadyStep(), WriteKubeconfigStep(),
+        DuplicateWorkspaceStep(), DetachClusterStep(), HandoverSharedStep(), DestroyOldClusterStep(),
+        RetireWorkspaceStep(),
+    )
 }
 
 

@@ -203,13 +203,19 @@ class Eks:
                                  lambda addon=addon: self.eks.create_addon(
                                      clusterName=spec.name, addonName=addon))
 
-    def ensure_oidc_provider(self, issuer: str) -> str:
-        """The IAM OIDC provider for the cluster's issuer (IRSA needs it). Returns its ARN."""
+    def find_oidc_provider(self, issuer: str) -> str | None:
         host = urlparse(issuer).netloc + urlparse(issuer).path
         with aws_errors("listing OIDC providers", where=issuer):
             for p in self.iam.list_open_id_connect_providers().get("OpenIDConnectProviderList", []):
                 if str(p["Arn"]).endswith(host):
                     return str(p["Arn"])
+        return None
+
+    def ensure_oidc_provider(self, issuer: str) -> str:
+        """The IAM OIDC provider for the cluster's issuer (IRSA needs it). Returns its ARN."""
+        found = self.find_oidc_provider(issuer)
+        if found:
+            return found
         with aws_errors("creating the OIDC provider", where=issuer):
             resp = self.iam.create_open_id_connect_provider(
                 Url=issuer, ClientIDList=["sts.amazonaws.com"], ThumbprintList=[_thumbprint(issuer)])
