@@ -207,6 +207,11 @@ def _decommission_steps(env: Environment) -> list[tuple[str, tuple[str, str, dic
     if env.gateway.enabled and "open-gateway" not in env.skip:
         out.append(("remove-gateway", ("remove-gateway", "Remove the temporary gateway", {},
                                        "the temporary HTTP API is deleted", "re-create the gateway")))
+    if tf is None:  # no state to hand over or retire: only the cluster itself goes
+        out.append(("destroy-old-cluster", ("destroy-old-cluster", f"Destroy cluster {old}", {"cluster": old},
+                                            f"cluster {old} is deleted through the cloud API",
+                                            "none: destruction cannot be undone")))
+        return out
     out.append(("handover-shared", ("handover-shared", f"Hand shared resources to {new_ws}",
                                     {"from": ws, "to": new_ws},
                                     f"shared addresses are removed from {ws}; {new_ws} owns them alone",

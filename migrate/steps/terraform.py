@@ -179,19 +179,22 @@ class DestroyOldClusterStep:
     kind: ClassVar[str] = "destroy-old-cluster"
 
     def facts(self, ctx: Context) -> dict[str, Any]:
-        tf = _tf(ctx)
-        owned = ownership(ctx, _read(backend_for(ctx), tf.workspace))
+        if ctx.env.terraform is None:
+            return {}
+        owned = ownership(ctx, _read(backend_for(ctx), ctx.env.terraform.workspace))
         return {"params": {"addresses": owned["cluster"]}}
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
         from migrate.cloud.clusters import provider_for
 
-        tf = _tf(ctx)
-        backend = backend_for(ctx)
         if provider_for(ctx.env).exists(ctx.env.clusters.old.name):
             return None
-        if backend.exists(tf.workspace) and _read(backend, tf.workspace).select(step.params.get("addresses") or []):
-            return None
+        tf = ctx.env.terraform
+        if tf is not None:
+            backend = backend_for(ctx)
+            if backend.exists(tf.workspace) and _read(backend, tf.workspace).select(
+                    step.params.get("addresses") or []):
+                return None
         return {"destroyed": ctx.env.clusters.old.name}
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
@@ -202,14 +205,17 @@ class DestroyOldClusterStep:
             raise StepFailed("destroying the old cluster through terraform is not available yet",
                              where=f"environments.{ctx.env_name}.provisioner",
                              hint="use provisioner: api, or run `terraform destroy` behind the gate by hand")
-        tf = _tf(ctx)
         p = provider_for(ctx.env)
         old = ctx.env.clusters.old.name
         outputs = p.delete_old()
         poll(lambda: (not p.exists(old), old), timeout=ctx.env.clusters.old.ready_timeout,
              what=f"cluster {old} to be deleted", where=f"cluster {old}")
-        r = detach(backend_for(ctx), tf.workspace, step.params.get("addresses") or [], missing_ok=True)
-        return {"destroyed": old, "state_removed": len(r.removed), **outputs}
+        removed = 0
+        if ctx.env.terraform is not None:
+            r = detach(backend_for(ctx), ctx.env.terraform.workspace, step.params.get("addresses") or [],
+                       missing_ok=True)
+            removed = len(r.removed)
+        return {"destroyed": old, "state_removed": removed, **outputs}
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
         raise StepFailed("a destroyed cluster cannot be brought back by a rollback",
