@@ -271,7 +271,7 @@ def undo(kube: KubeClient, entries: list[dict[str, Any]]) -> dict[str, int]:
     """Delete what the replay created, webhooks first and CRDs last; only an object with the recorded uid
     (a same-named object someone made since is left alone). Deleting twice is harmless."""
     disc = discover(kube)
-    stats = {"deleted": 0, "gone": 0, "kept": 0}
+    stats = {"deleted": 0, "terminating": 0, "gone": 0, "kept": 0}
     for phase in sorted({int(e["phase"]) for e in entries}, reverse=True):
         for e in (e for e in entries if int(e["phase"]) == phase):
             t = disc.find(e["apiVersion"], e["kind"])
@@ -281,8 +281,10 @@ def undo(kube: KubeClient, entries: list[dict[str, Any]]) -> dict[str, int]:
             body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background",
                     "preconditions": {"uid": e["uid"]}}
             try:
-                kube.request("DELETE", t.path(e["namespace"], e["name"]), body=body)
-                stats["deleted"] += 1
+                out = kube.request("DELETE", t.path(e["namespace"], e["name"]), body=body)
+                # Objects with finalizers (namespaces, ...) answer with themselves, marked for deletion.
+                pending = out.get("kind") != "Status" and dig(out, "metadata", "deletionTimestamp")
+                stats["terminating" if pending else "deleted"] += 1
             except KubeApiError as err:
                 if err.status == 404:
                     stats["gone"] += 1
