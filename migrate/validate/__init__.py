@@ -1,0 +1,1 @@
+"""Validation of the new cluster before any traffic moves: built-in checks, response diff, pytest suites."""
