@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from migrate.kube.objects import Key, Obj, digest, is_subset, key_of
+from migrate.kube.objects import Key, Obj, is_subset, key_of
 
 
 @dataclass
@@ -53,6 +55,14 @@ def diff(old: Iterable[Key], new: dict[Key, Obj], desired: dict[Key, Obj] | None
     return out
 
 
-def inventory_hash(objs: Iterable[Obj]) -> str:
-    """A fingerprint of a cluster's replayable content: keys and resourceVersions (changes on any write)."""
-    return digest(sorted((str(key_of(o)), str((o.get("metadata") or {}).get("resourceVersion", ""))) for o in objs))
+def inventory_hash(sanitized: Iterable[Obj]) -> str:
+    """A fingerprint of what a replay would copy: keys and *sanitized* content. Status updates and
+    resourceVersion bumps do not change it (a busy cluster's plan would otherwise always be stale); a changed
+    spec, label or ConfigMap value does."""
+    h = hashlib.sha256()
+    for k, text in sorted((str(key_of(o)), json.dumps(o, sort_keys=True, separators=(",", ":"))) for o in sanitized):
+        h.update(k.encode())
+        h.update(b"\0")
+        h.update(text.encode())
+        h.update(b"\0")
+    return h.hexdigest()

@@ -82,10 +82,11 @@ class ReplayPlan:
 def build_plan(exported: Exported, cfg: Replay, names: ClusterNames) -> ReplayPlan:
     """Sanitize and transform every exported object, in apply order. Pure apart from reading `exported`."""
     ctx = context_of(names)
-    plan = ReplayPlan(skipped=list(exported.skipped), warnings=list(exported.warnings), context=ctx,
-                      inventory=inventory_hash(exported.objects))
+    plan = ReplayPlan(skipped=list(exported.skipped), warnings=list(exported.warnings), context=ctx)
+    cleaned = []
     for src in exported.objects:
         clean, rules = sanitize(src)
+        cleaned.append(clean)
         key = key_of(clean)
         try:
             t = transform(clean, list(cfg.transforms), ctx, source=src)
@@ -95,6 +96,7 @@ def build_plan(exported: Exported, cfg: Replay, names: ClusterNames) -> ReplayPl
         plan.items.append(Planned(key, t.obj, phase_of(key), t.applied, rules,
                                   base=clean if t.applied else None))
     plan.items.sort(key=lambda it: sort_key(it.key))
+    plan.inventory = inventory_hash(cleaned)
     return plan
 
 

@@ -33,6 +33,7 @@ from migrate.kube.replay import (
     report_lines,
     undo,
 )
+from migrate.kube.sanitize import sanitize
 from migrate.plan.model import Step
 from migrate.steps.base import Context
 
@@ -102,7 +103,8 @@ class ReplayWorkloadsStep:
         cfg = ctx.env.replay
         with KubeClient.from_kubeconfig(path, old_ctx, qps=cfg.qps) as old:
             exported = export(old, cfg)
-        return {"old_inventory": inventory_hash(exported.objects), "objects": len(exported.objects)}
+        return {"old_inventory": inventory_hash(sanitize(o)[0] for o in exported.objects),
+                "objects": len(exported.objects)}
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
         # Re-applying is idempotent and cheap (unchanged objects send no write), so the replay itself is the

@@ -31,8 +31,10 @@ def test_full_parity() -> None:
     assert diff(keys, {keys[0]: {"data": {}}}, {keys[0]: {"data": {}}}).parity
 
 
-def test_inventory_hash_changes_with_resource_versions() -> None:
-    a = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1"}}
-    b = {**a, "metadata": {"name": "a", "resourceVersion": "2"}}
-    assert inventory_hash([a]) == inventory_hash([dict(a)])
+def test_inventory_hash_follows_content_not_resource_versions() -> None:
+    a = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1"}}
+    b = {**a, "data": {"x": "2"}}
+    c = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    assert inventory_hash([a, c]) == inventory_hash([c, dict(a)])
     assert inventory_hash([a]) != inventory_hash([b])
+    assert inventory_hash([a]) != inventory_hash([a, c])

@@ -119,3 +119,19 @@ def test_rollback_after_kill_before_record(old: Cluster, new: Cluster, kubeconfi
         left = [o["metadata"]["name"] for o in k.list_pages("/apis/apps/v1/deployments")
                 if not o["metadata"].get("deletionTimestamp")]
     assert left == []
+
+
+def test_facts_follow_content_not_status(old: Cluster, new: Cluster, kubeconfig: Path, tmp_path: Path) -> None:
+    seed(old)
+    ctx = context(write_config(tmp_path, {**FAST}), tmp_path / "work", kubeconfig)
+    kind = ReplayWorkloadsStep()
+    first = kind.facts(ctx)
+    with KubeClient.from_kubeconfig(str(kubeconfig), old.name, qps=None) as k:
+        # A controller's status write bumps resourceVersion but is not replayed: same fingerprint.
+        k.request("PATCH", "/apis/apps/v1/namespaces/shop/deployments/web/status",
+                  body={"status": {"observedGeneration": 1, "replicas": 3}},
+                  content_type="application/merge-patch+json")
+        assert kind.facts(ctx) == first
+        k.request("PATCH", "/api/v1/namespaces/shop/configmaps/web-config", body={"data": {"MODE": "debug"}},
+                  content_type="application/merge-patch+json")
+    assert kind.facts(ctx)["old_inventory"] != first["old_inventory"]
