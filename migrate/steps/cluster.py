@@ -10,6 +10,7 @@ from migrate.cloud.kubeconfig import read_contexts, write_kubeconfig
 from migrate.cloud.poll import poll
 from migrate.errors import StepFailed
 from migrate.plan.model import Step
+from migrate.steps import tfprovision
 from migrate.steps.base import Context
 
 
@@ -45,6 +46,8 @@ class ProvisionClusterStep:
         return {**facts, "params": {"spec": p.new_spec()}}
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
+        if ctx.env.provisioner == "terraform":
+            return tfprovision.is_provisioned(ctx)
         p = _provider(ctx)
         spec = _spec(ctx, p)
         if not p.exists(spec["name"]):
@@ -53,6 +56,8 @@ class ProvisionClusterStep:
         return {"cluster": spec["name"], **p.after_active(spec, ready)} if ready.active else None
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
+        if ctx.env.provisioner == "terraform":
+            return tfprovision.provision(step, ctx)
         p = _provider(ctx)
         spec = _spec(ctx, p)
         started = p.create(spec)
@@ -64,6 +69,9 @@ class ProvisionClusterStep:
         return {"cluster": spec["name"], **started, **p.after_active(spec, ready)}
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
+        if ctx.env.provisioner == "terraform":
+            tfprovision.destroy_new(ctx)
+            return
         p = _provider(ctx)
         spec = _spec(ctx, p)
         p.delete(spec, outputs)

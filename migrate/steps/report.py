@@ -1,39 +1,275 @@
-"""write-report: a Markdown account of the run, from its journal."""
+"""write-report: a Markdown and an HTML account of the run, next to the plans.
+
+They hold the verdict, the step timeline from the journal, the temporary gateway's URL, the validation
+results, and the traffic timeline: weights over time with the probe's error rate and latency, as a chart
+(matplotlib, Agg backend: no display needed). The traffic data comes from the files the traffic steps keep
+under ``<workdir>/traffic/``, so a resumed run's report still covers the whole cutover.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import html
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from migrate.errors import StepFailed
 from migrate.plan.model import Step
 from migrate.steps.base import Context
+from migrate.traffic.files import JsonLines, read_json
+from migrate.traffic.gates import percentile
 
 
 def _parse(ts: str) -> datetime:
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def report_path(ctx: Context) -> Any:
+def _epoch(ts: str) -> float:
+    return _parse(ts).replace(tzinfo=UTC).timestamp()
+
+
+def report_path(ctx: Context) -> Path:
     return ctx.loaded.resolve(ctx.loaded.config.plans_dir) / f"{ctx.env_name}-{ctx.run_id}.report.md"
 
 
-def render_report(ctx: Context) -> str:
+@dataclass
+class RunData:
+    records: list[dict[str, Any]]
+    start: float
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    validation: dict[str, Any] | None = None
+    gateway_url: str | None = None
+
+
+def collect(ctx: Context) -> RunData:
     records = [r for r in ctx.records() if r.get("run") == ctx.run_id]
+    start = min((_epoch(r["ts"]) for r in records if r.get("ts")), default=0.0)
+    tdir = ctx.workdir / "traffic"
+    # The files span runs: keep what belongs to this one (from its first journal record on).
+    samples = [s for s in JsonLines(tdir / "samples.jsonl").read() if float(s.get("t", 0)) >= start]
+    timeline = [e for e in JsonLines(tdir / "timeline.jsonl").read() if float(e.get("t", 0)) >= start]
+    validation = read_json(ctx.workdir / "validate" / "results.json")
+    gw = ctx.outputs_of_kind("open-gateway") or next(
+        (r.get("outputs") or {} for r in records if r.get("type") == "step.done"
+         and str(r.get("step", "")).endswith("open-gateway")), {})
+    return RunData(records, start, samples, timeline, validation if isinstance(validation, dict) else None,
+                   gw.get("url"))
+
+
+def verdict(data: RunData, failure: str | None) -> str:
+    if failure:
+        return f"FAILED: {failure}"
+    failed = [r for r in data.records if r.get("type") == "step.failed"]
+    if failed:
+        return f"FAILED at {failed[-1]['step']}: {failed[-1].get('error', '')}"
+    rollbacks = [e for e in data.timeline if e.get("event") == "rollback"]
+    if rollbacks:
+        return f"ROLLED BACK: {rollbacks[-1].get('reason')}"
+    weights = [e for e in data.timeline if e.get("event") == "insync"]
+    if weights and weights[-1].get("old") == 0:
+        return "SUCCESS: all traffic is on the new cluster"
+    if data.validation is not None and not data.validation.get("ok"):
+        return "FAILED: validation"
+    return "IN PROGRESS: the cutover has not reached 100 % on the new cluster"
+
+
+def buckets(samples: list[dict[str, Any]], start: float, width: float = 1.0) -> list[dict[str, Any]]:
+    """Per time bucket: requests, error rate, p50/p95 latency, share answered by each backend."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for s in samples:
+        out.setdefault(int((float(s["t"]) - start) // width), []).append(s)
+    rows = []
+    for k in sorted(out):
+        group = out[k]
+        ok = [float(s["latency_ms"]) for s in group if 200 <= int(s["status"]) < 400]
+        backends: dict[str, int] = {}
+        for s in group:
+            if s.get("backend"):
+                backends[s["backend"]] = backends.get(s["backend"], 0) + 1
+        rows.append({"t": k * width, "requests": len(group), "error_rate": 1 - len(ok) / len(group),
+                     "p50": percentile(ok, 50), "p95": percentile(ok, 95), "backends": backends})
+    return rows
+
+
+def chart(data: RunData, path: Path) -> Path | None:
+    """Weights, error rate and latency over time, one PNG. None when there is no traffic data."""
+    if not data.samples and not data.timeline:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = min([float(s["t"]) for s in data.samples] + [float(e["t"]) for e in data.timeline])
+    rows = buckets(data.samples, t0)
+    fig, (ax_w, ax_e, ax_l) = plt.subplots(3, 1, sharex=True, figsize=(9, 7))
+    xs, ys = [0.0], [0.0]
+    for e in data.timeline:
+        if e.get("event") in ("weights", "rollback", "insync") and "new" in e:
+            total = float(e["old"]) + float(e["new"])
+            xs.append(float(e["t"]) - t0)
+            ys.append(100 * float(e["new"]) / total if total else 50.0)
+    end = max([r["t"] + 1 for r in rows] + xs)
+    ax_w.step([*xs, end], [*ys, ys[-1]], where="post", label="weight to new (%)")
+    for e in data.timeline:
+        if e.get("event") == "rollback":
+            for ax in (ax_w, ax_e, ax_l):
+                ax.axvline(float(e["t"]) - t0, color="red", linestyle="--")
+    ax_w.set_ylabel("new %")
+    ax_w.set_ylim(-5, 105)
+    ax_w.legend(loc="upper left")
+    ax_e.plot([r["t"] for r in rows], [100 * r["error_rate"] for r in rows], color="red", label="probe errors (%)")
+    ax_e.set_ylabel("errors %")
+    ax_e.legend(loc="upper left")
+    ax_l.plot([r["t"] for r in rows], [r["p50"] for r in rows], label="p50 ms")
+    ax_l.plot([r["t"] for r in rows], [r["p95"] for r in rows], label="p95 ms")
+    ax_l.set_ylabel("latency ms")
+    ax_l.set_xlabel("seconds since the first shift event")
+    ax_l.legend(loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _step_rows(data: RunData) -> list[tuple[str, str, str, str]]:
     started: dict[str, str] = {}
     rows = []
-    for r in records:
+    for r in data.records:
         if r["type"] == "step.started":
             started[r["step"]] = r["ts"]
         elif r["type"] in ("step.done", "step.failed") and r["step"] in started:
             secs = (_parse(r["ts"]) - _parse(started[r["step"]])).total_seconds()
-            rows.append(f"| `{r['step']}` | {r['type'].split('.')[1]} | {secs:.2f} s | {started[r['step']]} |")
-    approvals = [r for r in records if r["type"] == "approval"]
-    lines = [f"# Migration report: {ctx.env_name}", "", f"- Run: `{ctx.run_id}`"]
-    for a in approvals:
-        lines.append(f"- Approved plan `{a.get('plan_digest')}` by {a.get('by')} at {a['ts']}")
-    lines += ["", "## Timeline", "", "| step | result | duration | started |", "|---|---|---|---|", *rows, ""]
+            rows.append((r["step"], r["type"].split(".")[1], f"{secs:.2f} s", started[r["step"]]))
+    return rows
+
+
+def _traffic_rows(data: RunData) -> list[tuple[str, str, str, str]]:
+    t0 = data.timeline[0]["t"] if data.timeline else 0.0
+    rows = []
+    for e in data.timeline:
+        t = f"+{float(e['t']) - t0:.1f} s"
+        if e["event"] == "gate":
+            what = "pass" if e.get("ok") else "FAIL: " + "; ".join(e.get("reasons") or [])
+            rows.append((t, e["step"], "gate", f"{what} ({e.get('requests')} req, "
+                                                f"{100 * float(e.get('error_rate') or 0):.1f}% errors, "
+                                                f"p95 {e.get('p95_ms')} ms)"))
+        elif e["event"] in ("weights", "insync"):
+            extra = f", in sync after {e.get('insync_s')} s, TTL {e.get('settle_s')} s" if e["event"] == "insync" else ""
+            rows.append((t, e["step"], e["event"], f"old/new {e.get('old')}/{e.get('new')}{extra}"))
+        elif e["event"] == "rollback":
+            rows.append((t, e["step"], "ROLLBACK", str(e.get("reason"))))
+    return rows
+
+
+def _probe_summary(data: RunData) -> dict[str, Any]:
+    ok = [float(s["latency_ms"]) for s in data.samples if 200 <= int(s["status"]) < 400]
+    by: dict[str, int] = {}
+    for s in data.samples:
+        if s.get("backend"):
+            by[s["backend"]] = by.get(s["backend"], 0) + 1
+    return {"requests": len(data.samples), "failures": len(data.samples) - len(ok),
+            "p50_ms": percentile(ok, 50), "p95_ms": percentile(ok, 95), "by_backend": by}
+
+
+def _sections(ctx: Context, data: RunData, failure: str | None) -> list[tuple[str, list[str], list[tuple[str, ...]]]]:
+    """(title, lines, table rows with a header first) for both renderings."""
+    probe = _probe_summary(data)
+    facts = [f"Environment: {ctx.env_name}", f"Run: {ctx.run_id}", f"Verdict: {verdict(data, failure)}"]
+    if data.gateway_url:
+        facts.append(f"Temporary gateway: {data.gateway_url}")
+    for a in (r for r in data.records if r["type"] == "approval"):
+        facts.append(f"Approved plan {a.get('plan_digest')} by {a.get('by')} at {a['ts']}")
+    facts.append(f"Probe: {probe['requests']} requests, {probe['failures']} failed, p50 {probe['p50_ms']} ms, "
+                 f"p95 {probe['p95_ms']} ms" + (f", by backend {probe['by_backend']}" if probe["by_backend"] else ""))
+    out: list[tuple[str, list[str], list[tuple[str, ...]]]] = [("Summary", facts, [])]
+    out.append(("Steps", [], [("step", "result", "duration", "started"), *_step_rows(data)]))
+    v = data.validation
+    if v is not None:
+        out.append(("Validation", [f"{'passed' if v.get('ok') else 'FAILED'}: {v.get('checks')} checks"],
+                    [("check", "result", "detail"),
+                     *[(r["name"], "ok" if r["ok"] else "FAIL", r["detail"]) for r in v.get("results", [])]]))
+    if data.timeline:
+        out.append(("Traffic timeline", [], [("time", "step", "event", "detail"), *_traffic_rows(data)]))
+    return out
+
+
+def render_report(ctx: Context, failure: str | None = None, chart_name: str | None = None) -> str:
+    data = collect(ctx)
+    lines = [f"# Migration report: {ctx.env_name}", ""]
+    for title, text, table in _sections(ctx, data, failure):
+        lines += [f"## {title}", ""]
+        lines += [f"- {t}" for t in text]
+        if text:
+            lines.append("")
+        if table:
+            lines.append("| " + " | ".join(table[0]) + " |")
+            lines.append("|" + "---|" * len(table[0]))
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table[1:]]
+            lines.append("")
+        if title == "Summary" and chart_name:
+            lines += [f"![weights, errors and latency over time]({chart_name})", ""]
     return "\n".join(lines)
+
+
+def render_html(ctx: Context, failure: str | None = None, png: Path | None = None) -> str:
+    data = collect(ctx)
+    e = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             f"<title>Migration report: {e(ctx.env_name)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}"
+             ".FAIL{color:#b00;font-weight:bold}</style></head><body>",
+             f"<h1>Migration report: {e(ctx.env_name)}</h1>"]
+    for title, text, table in _sections(ctx, data, failure):
+        parts.append(f"<h2>{e(title)}</h2>")
+        if text:
+            parts.append("<ul>" + "".join(f"<li>{e(t)}</li>" for t in text) + "</ul>")
+        if title == "Summary" and png is not None and png.exists():
+            b64 = base64.b64encode(png.read_bytes()).decode()
+            parts.append(f"<img alt='weights, errors and latency over time' src='data:image/png;base64,{b64}'>")
+        if table:
+            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in table[0]) + "</tr>")
+            for row in table[1:]:
+                parts.append("<tr>" + "".join(f"<td class='{e(c)}'>{e(c)}</td>" for c in row) + "</tr>")
+            parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _write(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, raw)
+    finally:
+        os.close(fd)
+    tmp.replace(path)  # atomic: a reader never sees half a report
+
+
+def write_reports(ctx: Context, failure: str | None = None) -> dict[str, str]:
+    """Markdown, HTML and the chart (PNG), next to the plans. Safe to repeat: each write replaces the last."""
+    md = report_path(ctx)
+    html_path = md.with_suffix(".html")
+    png = md.with_suffix(".png")
+    try:
+        md.parent.mkdir(parents=True, exist_ok=True)
+        drawn = chart(collect(ctx), png)
+        _write(md, render_report(ctx, failure, png.name if drawn else None))
+        _write(html_path, render_html(ctx, failure, drawn))
+    except OSError as e:
+        raise StepFailed(f"cannot write the report: {e.strerror}", where=str(md),
+                         hint="make the plans directory writable, then resume") from e
+    out = {"path": str(md), "html": str(html_path)}
+    if png.exists():
+        out["chart"] = str(png)
+    return out
 
 
 class WriteReportStep:
@@ -43,20 +279,11 @@ class WriteReportStep:
         return {}
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
-        path = report_path(ctx)
-        return {"path": str(path)} if path.exists() else None
+        # A report written earlier in this run (e.g. at a failed gate) is outdated now: always rewrite it.
+        return None
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
-        path = report_path(ctx)
-        tmp = path.with_suffix(".tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(render_report(ctx), encoding="utf-8")
-            tmp.replace(path)  # atomic: a reader never sees half a report
-        except OSError as e:
-            raise StepFailed(f"cannot write the report: {e.strerror}", where=str(path),
-                             hint="make the plans directory writable, then resume") from e
-        return {"path": str(path)}
+        return write_reports(ctx)
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
         # The report is a record of what happened, including the rollback: keep it.

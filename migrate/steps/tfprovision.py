@@ -1,0 +1,112 @@
+"""The `terraform` provisioner: apply the duplicated workspace behind the plan gate; undo by a gated destroy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from migrate.config import Terraform
+from migrate.errors import StepFailed
+from migrate.plan.model import Step
+from migrate.steps.base import Context
+from migrate.steps.terraform import backend_for
+from migrate.terraform.cli import TerraformCLI
+from migrate.terraform.gate import only_deletes_of, protect
+
+
+def _tf(ctx: Context) -> Terraform:
+    if ctx.env.terraform is None:
+        raise StepFailed("the terraform provisioner needs a terraform section", where=f"environments.{ctx.env_name}")
+    return ctx.env.terraform
+
+
+def backend_config(ctx: Context) -> dict[str, str]:
+    """-backend-config settings equivalent to the configured backend (partial backend blocks in the root)."""
+    b = _tf(ctx).backend
+    if b.type == "local":
+        base = ctx.loaded.resolve(b.path or _tf(ctx).root)
+        return {"path": str(base / "terraform.tfstate"), "workspace_dir": str(base / "terraform.tfstate.d")}
+    if b.type == "s3":
+        out = {"bucket": str(b.bucket), "key": str(b.key), "workspace_key_prefix": b.workspace_key_prefix,
+               "region": b.region or (ctx.env.aws.region if ctx.env.aws else "us-east-1")}
+        if b.dynamodb_table:
+            out["dynamodb_table"] = b.dynamodb_table
+        if b.use_lockfile:
+            out["use_lockfile"] = "true"
+        return out
+    return {"bucket": str(b.bucket), "prefix": b.prefix or ""}
+
+
+def _cli(ctx: Context) -> TerraformCLI:
+    tf = _tf(ctx)
+    # A data dir per environment keeps .terraform/ out of the shared root module.
+    root = ctx.loaded.resolve(tf.root)
+    cli = TerraformCLI(root, env={"TF_DATA_DIR": str(ctx.workdir / "tfdata")}, workspace=tf.new_workspace)
+    if tf.backend.type == "local" and ctx.loaded.resolve(tf.backend.path or tf.root).resolve() == root.resolve():
+        # A local backend in the root's own directory: with a fresh data dir terraform sees the same files
+        # as an "implicit" local backend and asks to copy them onto themselves. Say yes (a byte-identical
+        # self-copy) instead of letting it fail on the prompt.
+        cli.init(extra=["-force-copy"])
+    else:
+        cli.init(backend_config=backend_config(ctx))
+    return cli
+
+
+def _vars(ctx: Context) -> dict[str, str]:
+    return {k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in _tf(ctx).variables.items()}
+
+
+def _old_addresses(ctx: Context) -> list[str]:
+    state = backend_for(ctx).read(_tf(ctx).workspace, keep_raw=False).state
+    return state.addresses() if state else []
+
+
+def _new_addresses(ctx: Context) -> list[str]:
+    state = backend_for(ctx).read(_tf(ctx).new_workspace, keep_raw=False).state
+    return state.addresses() if state else []
+
+
+def provision(step: Step, ctx: Context) -> dict[str, Any]:
+    cli = _cli(ctx)
+    planfile = Path(ctx.workdir) / "provision.tfplan"
+    changed = cli.plan(planfile, variables=_vars(ctx))
+    report = protect(cli.show_json(planfile), _old_addresses(ctx),
+                     where=f"terraform plan of workspace {_tf(ctx).new_workspace}")
+    ctx.log(f"plan gate passed: {report.counts()}")
+    if changed:
+        cli.apply(planfile)
+    planfile.unlink(missing_ok=True)
+    return {"workspace": _tf(ctx).new_workspace, "changes": report.counts()}
+
+
+def is_provisioned(ctx: Context) -> dict[str, Any] | None:
+    step = ctx.step_of_kind("detach-cluster")
+    wanted = list(step.params.get("addresses") or []) if step else []
+    if not wanted or not backend_for(ctx).exists(_tf(ctx).new_workspace):
+        return None
+    have = set(_new_addresses(ctx))
+    return {"workspace": _tf(ctx).new_workspace} if set(wanted) <= have else None
+
+
+def destroy_new(ctx: Context) -> None:
+    """Destroy what the apply created in the new workspace; the gate refuses anything the old one owns."""
+    if not backend_for(ctx).exists(_tf(ctx).new_workspace):
+        return
+    old = set(_old_addresses(ctx))
+    created = [a for a in _new_addresses(ctx) if a not in old]
+    if not created:
+        return
+    cli = _cli(ctx)
+    planfile = Path(ctx.workdir) / "destroy.tfplan"
+    # Shared resources are in the copy too: target only what the apply created.
+    res = cli.run("plan", "-input=false", "-no-color", f"-out={planfile}", "-destroy", "-lock-timeout=0s",
+                  *[f"-target={a}" for a in created], *[f"-var={k}={v}" for k, v in _vars(ctx).items()])
+    del res
+    plan = cli.show_json(planfile)
+    only_deletes_of(plan, created, where=f"destroy plan of workspace {_tf(ctx).new_workspace}")
+    cli.apply(planfile)
+    planfile.unlink(missing_ok=True)
+
+
+__all__ = ["backend_config", "destroy_new", "is_provisioned", "provision"]
