@@ -53,7 +53,8 @@ def stack(project: Project) -> Path:
     root = project.root / "stack"
     root.mkdir()
     (root / "main.tf").write_text(STACK)
-    cfg = [f"-backend-config=path={root}/terraform.tfstate", f"-backend-config=workspace_dir={root}/terraform.tfstate.d"]
+    cfg = [f"-backend-config=path={root}/terraform.tfstate",
+           f"-backend-config=workspace_dir={root}/terraform.tfstate.d"]
     assert _tf(root, "init", "-input=false", *cfg).returncode == 0
     assert _tf(root, "workspace", "new", "dev").returncode == 0
     r = _tf(root, "apply", "-auto-approve", "-input=false", "-var=cluster_name=blue", ws="dev")
@@ -91,8 +92,8 @@ def test_apply_in_the_new_workspace_then_gated_destroy(project: Project, stack: 
         "terraform_data.cluster", "terraform_data.vpc"]
     green = json.loads((stack / "terraform.tfstate.d/dev-green/terraform.tfstate").read_text())
     blue = json.loads((stack / "terraform.tfstate.d/dev/terraform.tfstate").read_text())
-    vpc = [r for r in green["resources"] if r["name"] == "vpc"][0]["instances"][0]["attributes"]["id"]
-    assert vpc == [r for r in blue["resources"] if r["name"] == "vpc"][0]["instances"][0]["attributes"]["id"]
+    vpc = next(r for r in green["resources"] if r["name"] == "vpc")["instances"][0]["attributes"]["id"]
+    assert vpc == next(r for r in blue["resources"] if r["name"] == "vpc")["instances"][0]["attributes"]["id"]
     # rollback: a destroy that may only touch what the apply created, then the copy goes
     r = project.run("rollback", "--env", "dev")
     assert r.returncode == 0, r.stdout + r.stderr
