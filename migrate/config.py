@@ -269,6 +269,8 @@ class Replay(_Model):
 class Gateway(_Model):
     enabled: bool = True
     name: str | None = None
+    region: str | None = None  # AWS region of the gateway when the environment is not on AWS (GKE)
+    url: str | None = None  # an alternative entry point to the new cluster; no HTTP API is created then
 
 
 class SmokeCheck(_Model):
@@ -292,6 +294,7 @@ class DiffCheck(_Model):
     requests: int = Field(20, ge=1, le=100000)
     paths: list[str] = ["/"]
     max_diff_rate: float = Field(0.0, ge=0, le=1)
+    ignore: list[str] = []  # field paths (e.g. "cluster", "meta.request_id") known to differ by design
 
 
 class Suite(_Model):
@@ -306,6 +309,8 @@ class Validation(_Model):
     latency: LatencyCheck | None = None
     diff: DiffCheck | None = None
     suites: list[Suite] = []
+    health: bool = True  # cluster health and workload parity checks
+    request_timeout: Duration = 5.0
 
 
 # --- traffic ---------------------------------------------------------------
@@ -352,6 +357,7 @@ class Thresholds(_Model):
     error_rate: float = Field(0.01, ge=0, le=1)
     latency_ratio: float = Field(2.0, gt=0)
     min_requests: int = Field(10, ge=0)
+    latency_floor_ms: float = Field(20.0, ge=0)  # p95 below this never fails the latency gate (jitter)
 
 
 class Traffic(_Model):
@@ -364,6 +370,13 @@ class Traffic(_Model):
     thresholds: Thresholds = Thresholds()
     pause_after: list[int] = []
     cloudwatch_alarm: str | None = None
+    gate_check: SmokeCheck | None = None  # an HTTP check run at every gate evaluation
+    probe_path: str = "/"
+    probe_rate: float = Field(20.0, gt=0, le=500)  # requests per second
+    probe_timeout: Duration = 2.0
+    backend_header: str | None = None  # a response header naming the cluster that answered, recorded per sample
+    baseline: Duration = 5.0  # how long the old-only latency baseline is measured before the first shift
+    insync_timeout: Duration = 300.0
 
     @model_validator(mode="after")
     def _coherent(self) -> Traffic:
@@ -463,6 +476,7 @@ class Environment(_Model):
     bake: Duration = 0.0
     hooks: list[Hook] = []
     skip: list[str] = []
+    journal: Literal["local", "backend"] = "local"  # backend: journal and run lock next to the state
 
     @model_validator(mode="after")
     def _coherent(self) -> Environment:
@@ -483,6 +497,8 @@ class Environment(_Model):
                 raise ValueError(f"hooks: {h.name}: {anchor!r} is not a step kind or hook name")
         if "shift-traffic" not in self.skip and self.traffic is None:
             raise ValueError("traffic: missing (or add 'shift-traffic' to skip)")
+        if self.journal == "backend" and self.terraform is None:
+            raise ValueError("journal: 'backend' keeps the journal next to the terraform state; add terraform")
         if self.provisioner == "terraform" and self.terraform is None:
             raise ValueError("provisioner: 'terraform' needs a terraform section")
         return self

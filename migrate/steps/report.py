@@ -160,7 +160,8 @@ def _traffic_rows(data: RunData) -> list[tuple[str, str, str, str]]:
                                                 f"{100 * float(e.get('error_rate') or 0):.1f}% errors, "
                                                 f"p95 {e.get('p95_ms')} ms)"))
         elif e["event"] in ("weights", "insync"):
-            extra = f", in sync after {e.get('insync_s')} s, TTL {e.get('settle_s')} s" if e["event"] == "insync" else ""
+            extra = (f", in sync after {e.get('insync_s')} s, TTL {e.get('settle_s')} s"
+                     if e["event"] == "insync" else "")
             rows.append((t, e["step"], e["event"], f"old/new {e.get('old')}/{e.get('new')}{extra}"))
         elif e["event"] == "rollback":
             rows.append((t, e["step"], "ROLLBACK", str(e.get("reason"))))
