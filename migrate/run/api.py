@@ -24,7 +24,7 @@ from migrate.run.journal import Journal, RunState, latest, new_run_id, utcnow, w
 from migrate.run.locks import LocalRunLock
 from migrate.run.planfiles import read_plan, write_plan
 from migrate.steps import facts as step_facts
-from migrate.steps import registry
+from migrate.steps import registry, storage
 from migrate.steps.base import Context
 
 
@@ -41,13 +41,24 @@ class EnvHandle:
     def workdir(self) -> Path:
         return self.loaded.resolve(self.loaded.config.state_dir) / self.name
 
-    @property
-    def journal(self) -> Journal:
-        return Journal(self.workdir / "journal.jsonl")
+    _remote: tuple[Any, Any] | None = None
+    _resolved: bool = False
+
+    def _store(self) -> tuple[Any, Any] | None:
+        if not self._resolved:
+            self._remote = storage.remote_store(self.loaded, self.name, self.env, self.workdir)
+            self._resolved = True
+        return self._remote
 
     @property
-    def lock(self) -> LocalRunLock:
-        return LocalRunLock(self.workdir / "run.lock", self.name)
+    def journal(self) -> Any:
+        remote = self._store()
+        return remote[0] if remote else Journal(self.workdir / "journal.jsonl")
+
+    @property
+    def lock(self) -> Any:
+        remote = self._store()
+        return remote[1] if remote else LocalRunLock(self.workdir / "run.lock", self.name)
 
     def context(self, run_id: str = "") -> Context:
         return Context(loaded=self.loaded, env_name=self.name, env=self.env, workdir=self.workdir,

@@ -61,6 +61,13 @@ class Executor:
             st = state.step(step.id)
             label = f"[{i}/{total}] {step.title}"
             if st.status == DONE:
+                impl_done = registry.get(step.kind)
+                if getattr(impl_done, "local_effect", False) and impl_done is not None:
+                    # Its effect is a file on the machine that ran it; a resume elsewhere re-creates it.
+                    self._refresh_outputs(state)
+                    if impl_done.is_done(step, self.ctx) is None:
+                        impl_done.apply(step, self.ctx)
+                        self._emit("step.progress", f"{label}: re-created on this machine", step)
                 self._emit("step.skipped", f"{label}: done in an earlier attempt", step)
                 continue
             if step.id in assume_done:

@@ -111,6 +111,7 @@ class WaitClusterReadyStep:
 
 class WriteKubeconfigStep:
     kind: ClassVar[str] = "write-kubeconfig"
+    local_effect: ClassVar[bool] = True
 
     def facts(self, ctx: Context) -> dict[str, Any]:
         return {}

@@ -53,9 +53,9 @@ def collect(ctx: Context) -> RunData:
     samples = [s for s in JsonLines(tdir / "samples.jsonl").read() if float(s.get("t", 0)) >= start]
     timeline = [e for e in JsonLines(tdir / "timeline.jsonl").read() if float(e.get("t", 0)) >= start]
     validation = read_json(ctx.workdir / "validate" / "results.json")
-    gw = ctx.outputs_of_kind("open-gateway") or next(
-        (r.get("outputs") or {} for r in records if r.get("type") == "step.done"
-         and str(r.get("step", "")).endswith("open-gateway")), {})
+    done = [(sid, out) for sid, out in ctx.outputs.items()] + [
+        (str(r.get("step", "")), r.get("outputs") or {}) for r in records if r.get("type") == "step.done"]
+    gw = next((out for sid, out in done if sid.endswith("-open-gateway") and out.get("url")), {})
     return RunData(records, start, samples, timeline, validation if isinstance(validation, dict) else None,
                    gw.get("url"))
 

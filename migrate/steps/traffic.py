@@ -68,9 +68,17 @@ def aws_session(ctx: Context) -> tuple[boto3.Session, str | None]:
                      hint="set gateway.region (an AWS region), or gateway.url for an alternative entry point")
 
 
+def outputs_of(ctx: Context, kind: str) -> dict[str, Any]:
+    """An earlier step's outputs by kind: from the plan, else by the step id's suffix (``NN-<kind>``)."""
+    found = ctx.outputs_of_kind(kind)
+    if found:
+        return found
+    return next((out for sid, out in ctx.outputs.items() if sid.endswith(f"-{kind}")), {})
+
+
 def kubeconfig(ctx: Context) -> tuple[str, str, str]:
     """(path, old context, new context) from write-kubeconfig's outputs, or its file when it was skipped."""
-    for out in [ctx.outputs_of_kind("write-kubeconfig"), *ctx.outputs.values()]:
+    for out in [outputs_of(ctx, "write-kubeconfig"), *ctx.outputs.values()]:
         contexts = out.get("contexts") or {}
         if out.get("kubeconfig") and contexts.get("old") and contexts.get("new"):
             return str(out["kubeconfig"]), str(contexts["old"]), str(contexts["new"])

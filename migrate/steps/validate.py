@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from migrate.errors import GateFailed, MigrateError
 from migrate.plan.model import Step
 from migrate.steps.base import Context
-from migrate.steps.traffic import entry_url, kube_clients, resolve_targets
+from migrate.steps.traffic import entry_url, kube_clients, outputs_of, resolve_targets
 from migrate.traffic.files import write_json
 from migrate.validate.result import summary
 from migrate.validate.runner import Targets, run_validation
@@ -20,7 +20,7 @@ def results_path(ctx: Context) -> Path:
 
 
 def new_url(ctx: Context) -> str:
-    gw = ctx.outputs_of_kind("open-gateway")
+    gw = outputs_of(ctx, "open-gateway")
     if gw.get("url"):
         return str(gw["url"])
     if ctx.env.gateway.url:
@@ -55,7 +55,7 @@ class ValidateStep:
         try:
             results = run_validation(cfg, targets, root=ctx.loaded.root, out_dir=ctx.workdir / "validate" / "junit",
                                      latency_floor_ms=floor, kube_old=kube_old, kube_new=kube_new,
-                                     replay_outputs=ctx.outputs_of_kind("replay-workloads"), log=ctx.log)
+                                     replay_outputs=outputs_of(ctx, "replay-workloads"), log=ctx.log)
         finally:
             for k in (kube_old, kube_new):
                 if k is not None:
