@@ -27,6 +27,14 @@ CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
 Rule = Callable[[Obj], bool]
 
 
+def _d(x: Any) -> dict[str, Any]:
+    return x if isinstance(x, dict) else {}
+
+
+def _l(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else []
+
+
 def _drop(d: Any, *keys: str) -> bool:
     if not isinstance(d, dict):
         return False
@@ -51,7 +59,7 @@ def _last_applied(obj: Obj) -> Obj:
 
 def _tidy_metadata(obj: Obj) -> None:
     # Empty maps left by other rules would show as spurious diffs.
-    m = obj.get("metadata") or {}
+    m = _d(obj.get("metadata"))
     for k in ("annotations", "labels"):
         if k in m and not m[k]:
             del m[k]
@@ -87,7 +95,7 @@ def service_cluster_ip(obj: Obj) -> bool:
     """Cluster IPs come from the new cluster's range (velero #2810, #4098); headless `None` stays."""
     if obj.get("kind") != "Service":
         return False
-    spec = obj.get("spec") or {}
+    spec = _d(obj.get("spec"))
     if spec.get("clusterIP") == "None":
         return _drop(spec, "clusterIPs") if spec.get("clusterIPs") not in (None, ["None"]) else False
     return _drop(spec, "clusterIP", "clusterIPs")
@@ -100,12 +108,12 @@ def service_node_ports(obj: Obj) -> bool:
     """
     if obj.get("kind") != "Service":
         return False
-    spec = obj.get("spec") or {}
-    user = dig(_last_applied(obj), "spec") or {}
+    spec = _d(obj.get("spec"))
+    user = _d(dig(_last_applied(obj), "spec"))
     user_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-                  for p in user.get("ports") or [] if isinstance(p, dict)}
+                  for p in _l(user.get("ports")) if isinstance(p, dict)}
     changed = False
-    for p in spec.get("ports") or []:
+    for p in _l(spec.get("ports")):
         if isinstance(p, dict) and "nodePort" in p and not user_ports.get((p.get("port"), p.get("protocol", "TCP"))):
             del p["nodePort"]
             changed = True
@@ -139,19 +147,19 @@ def pod_token_volumes(obj: Obj) -> bool:
     """Service-account token volumes are injected by admission on the new cluster with new tokens."""
     if obj.get("kind") != "Pod":
         return False
-    spec = obj.get("spec") or {}
-    vols = spec.get("volumes") or []
+    spec = _d(obj.get("spec"))
+    vols = _l(spec.get("volumes"))
     drop = {v.get("name") for v in vols if isinstance(v, dict) and _TOKEN_VOLUME.match(str(v.get("name", "")))}
     if not drop:
         return False
-    spec["volumes"] = [v for v in vols if v.get("name") not in drop]
+    spec["volumes"] = [v for v in vols if not isinstance(v, dict) or v.get("name") not in drop]
     if not spec["volumes"]:
         del spec["volumes"]
     for field in ("initContainers", "containers"):
-        for c in spec.get(field) or []:
-            mounts = c.get("volumeMounts")
+        for c in _l(spec.get(field)):
+            mounts = _l(c.get("volumeMounts")) if isinstance(c, dict) else []
             if mounts:
-                c["volumeMounts"] = [m for m in mounts if m.get("name") not in drop]
+                c["volumeMounts"] = [m for m in mounts if not isinstance(m, dict) or m.get("name") not in drop]
                 if not c["volumeMounts"]:
                     del c["volumeMounts"]
     return True
@@ -162,10 +170,10 @@ def serviceaccount_token_refs(obj: Obj) -> bool:
     if obj.get("kind") != "ServiceAccount":
         return False
     name = str(dig(obj, "metadata", "name") or "")
-    secrets = obj.get("secrets")
+    secrets = _l(obj.get("secrets"))
     if not secrets:
         return False
-    keep = [s for s in secrets if not str((s or {}).get("name", "")).startswith(f"{name}-token-")]
+    keep = [s for s in secrets if not str(_d(s).get("name", "")).startswith(f"{name}-token-")]
     if len(keep) == len(secrets):
         return False
     if keep:
@@ -182,7 +190,7 @@ def job_selector(obj: Obj) -> bool:
     """controller-uid labels name the old Job's uid and are rejected on 1.27+ (velero #6711)."""
     if obj.get("kind") != "Job":
         return False
-    spec = obj.get("spec") or {}
+    spec = _d(obj.get("spec"))
     changed = False
     tpl_labels = dig(spec, "template", "metadata", "labels")
     if _drop(tpl_labels, *JOB_UID_LABELS):
@@ -196,7 +204,7 @@ def job_labels(obj: Obj) -> bool:
     """The Job's own labels carry the same controller-uid labels."""
     if obj.get("kind") != "Job":
         return False
-    return _drop((obj.get("metadata") or {}).get("labels"), *JOB_UID_LABELS)
+    return _drop(_d(obj.get("metadata")).get("labels"), *JOB_UID_LABELS)
 
 
 # --- storage ------------------------------------------------------------------------------------------

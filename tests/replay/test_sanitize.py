@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from migrate.kube import sanitize as s
@@ -194,6 +194,7 @@ def objects(draw: st.DrawFn) -> dict[str, Any]:
             **({"status": draw(json_values)} if draw(st.booleans()) else {})}
 
 
+@settings(max_examples=300)
 @given(objects())
 def test_sanitize_is_idempotent_and_strips_server_fields(obj: dict[str, Any]) -> None:
     once, _ = s.sanitize(obj)
