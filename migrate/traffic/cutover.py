@@ -84,6 +84,13 @@ def run_step(router: Router, spec: StepSpec, probe: Probe, timeline: JsonLines, 
             reason = "; ".join(result.reasons)
             log(f"gate failed at {target.label()}: {reason}; sending all traffic back to the old cluster")
             spent = rollback_to_old(router, timeline, spec.tag, reason)
+            # Keep probing for one TTL and one more interval: the timeline (and the report) then shows whether
+            # clients are back on the old cluster and answered well once every cache has expired.
+            after = time.time()
+            time.sleep(router.settle_s + interval)
+            probe.flush()
+            recovered = stats(probe.samples(since=after + router.settle_s))
+            timeline.append({"t": time.time(), "event": "recovered", "step": spec.tag, **recovered.to_dict()})
             raise GateFailed(f"traffic gate failed at step {spec.tag} ({target.label()}): {reason}",
                              where=router.describe(),
                              hint=f"all traffic is back on the old cluster (in sync after {spent:.1f}s, clients "
