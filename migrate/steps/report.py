@@ -55,7 +55,7 @@ def collect(ctx: Context) -> RunData:
     validation = read_json(ctx.workdir / "validate" / "results.json")
     done = [(sid, out) for sid, out in ctx.outputs.items()] + [
         (str(r.get("step", "")), r.get("outputs") or {}) for r in records if r.get("type") == "step.done"]
-    gw = next((out for sid, out in done if sid.endswith("-open-gateway") and out.get("url")), {})
+    gw: dict[str, Any] = next((out for sid, out in done if sid.endswith("-open-gateway") and out.get("url")), {})
     return RunData(records, start, samples, timeline, validation if isinstance(validation, dict) else None,
                    gw.get("url"))
 

@@ -160,7 +160,7 @@ class JsonServer:
 
     def __init__(self, make: Callable[[str], dict[str, Any]]) -> None:
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 data = json.dumps(make(self.path)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

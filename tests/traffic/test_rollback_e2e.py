@@ -27,7 +27,7 @@ def test_5xx_at_50_percent_rolls_back_within_one_interval_plus_ttl(sandbox: dict
     config = write_config(project, ENV, sandbox,
                           {"steps": [10, 50, 100], "soak": "6s", "gate_interval": f"{GATE_INTERVAL}s",
                            "probe_rate": 40, "baseline": "1s",
-                           "thresholds": {"error_rate": 0.05, "min_requests": 10}})
+                           "thresholds": {"error_rate": 0.05, "min_requests": 10, "latency_floor_ms": 250}})
     ctx = context(config, ENV, kubeconfig)
     green = f"{ENV}-green"
     impl = ShiftTrafficStep()
