@@ -75,7 +75,9 @@ def run_step(router: Router, spec: StepSpec, probe: Probe, timeline: JsonLines, 
         probe.flush()
         window = stats(probe.samples(since=window_start, until=now))
         http_fail, alarm = _extra(extra)
-        result = evaluate(window, spec.gates, baseline_p95_ms, http_check=http_fail, alarm_state=alarm)
+        # Errors over the last interval (react fast); latency over the step so far (p95 needs samples).
+        result = evaluate(window, spec.gates, baseline_p95_ms, http_check=http_fail, alarm_state=alarm,
+                          latency_window=stats(probe.samples(since=synced, until=now)))
         outcome.gates_evaluated += 1
         outcome.results.append(result)
         timeline.append({"t": now, "event": "gate", "step": spec.tag, "ok": result.ok, "reasons": result.reasons,

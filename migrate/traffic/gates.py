@@ -62,22 +62,25 @@ class GateResult:
 
 
 def evaluate(window: WindowStats, cfg: GateConfig, baseline_p95_ms: float | None, *,
-             http_check: str | None = None, alarm_state: str | None = None) -> GateResult:
+             http_check: str | None = None, alarm_state: str | None = None,
+             latency_window: WindowStats | None = None) -> GateResult:
     """Fail on: error rate above the threshold, p95 above baseline x ratio, a failed HTTP check, an ALARM.
 
     The probe gates need ``min_requests`` in the window; with fewer the window is inconclusive (not a
     failure: a quiet minute is no evidence of a broken cluster). Latency below ``latency_floor_ms`` never
-    fails: a 1 ms baseline doubling to 2 ms is jitter, not a regression anyone sees.
+    fails: a 1 ms baseline doubling to 2 ms is jitter, not a regression anyone sees. The latency gate may use a
+    longer ``latency_window`` (the step so far): a p95 over one short interval is its second-worst sample.
     """
     reasons: list[str] = []
     enough = window.requests >= max(1, cfg.min_requests)
+    lat = latency_window or window
     if enough and window.error_rate > cfg.error_rate:
         reasons.append(f"error rate {window.error_rate:.1%} ({window.failures}/{window.requests}) is above "
                        f"{cfg.error_rate:.1%}")
-    if enough and baseline_p95_ms and window.p95_ms is not None:
+    if lat.requests >= max(1, cfg.min_requests) and baseline_p95_ms and lat.p95_ms is not None:
         limit = max(baseline_p95_ms * cfg.latency_ratio, cfg.latency_floor_ms)
-        if window.p95_ms > limit:
-            reasons.append(f"p95 latency {window.p95_ms:.1f} ms is above {limit:.1f} ms "
+        if lat.p95_ms > limit:
+            reasons.append(f"p95 latency {lat.p95_ms:.1f} ms is above {limit:.1f} ms "
                            f"(baseline {baseline_p95_ms:.1f} ms x {cfg.latency_ratio:g})")
     if http_check:
         reasons.append(f"HTTP check failed: {http_check}")

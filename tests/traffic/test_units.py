@@ -150,3 +150,10 @@ def test_junit_counts(tmp_path: Path) -> None:
     xml.write_text('<testsuites><testsuite tests="3" failures="1" errors="0" skipped="1"/></testsuites>')
     assert junit_counts(xml) == {"tests": 3, "failures": 1, "errors": 0, "skipped": 1}
     assert junit_counts(tmp_path / "missing.xml")["tests"] == 0
+
+
+def test_gate_latency_uses_the_longer_window_when_given() -> None:
+    spike = stats(samples(20, latency=500.0))
+    steady = stats(samples(200, latency=5.0))
+    assert not evaluate(spike, CFG, baseline_p95_ms=5.0).ok
+    assert evaluate(spike, CFG, baseline_p95_ms=5.0, latency_window=steady).ok
