@@ -104,6 +104,14 @@ def dry_run(h: EnvHandle, operation: str = "migrate") -> tuple[Plan, Path, Path]
     """Plan and write plans/<env>-<ts>.plan.{json,md}. Changes nothing anywhere else."""
     plan = make_plan(h, operation)
     json_path, md_path = write_plan(plan, h.loaded.resolve(h.loaded.config.plans_dir))
+    # Step kinds with something to show a reviewer (the replay's manifests) write it beside the plan.
+    review_dir = json_path.with_name(json_path.name.removesuffix(".plan.json"))
+    ctx = h.context()
+    for kind in dict.fromkeys(s.kind for s in plan.steps if s.available):
+        impl = registry.get(kind)
+        review = getattr(impl, "review", None)
+        if review is not None:
+            review(ctx, review_dir)
     return plan, json_path, md_path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from migrate.steps.base import StepKind
 from migrate.steps.cluster import ProvisionClusterStep, WaitClusterReadyStep, WriteKubeconfigStep
 from migrate.steps.hook import HookStep
+from migrate.steps.replay import ReplayWorkloadsStep, WaitWorkloadsReadyStep
 from migrate.steps.report import WriteReportStep
 from migrate.steps.terraform import (
     DestroyOldClusterStep,
@@ -19,7 +20,7 @@ _KINDS: dict[str, StepKind] = {
     for k in (
         HookStep(), WriteReportStep(), ProvisionClusterStep(), WaitClusterReadyStep(), WriteKubeconfigStep(),
         DuplicateWorkspaceStep(), DetachClusterStep(), HandoverSharedStep(), DestroyOldClusterStep(),
-        RetireWorkspaceStep(),
+        RetireWorkspaceStep(), ReplayWorkloadsStep(), WaitWorkloadsReadyStep(),
     )
 }
 

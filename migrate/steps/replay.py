@@ -12,7 +12,9 @@ workdir (mode 0600, written atomically):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +34,7 @@ from migrate.kube.replay import (
     replay,
     report_lines,
     undo,
+    write_review,
 )
 from migrate.kube.sanitize import sanitize
 from migrate.plan.model import Step
@@ -51,6 +54,25 @@ def kubeconfig_of(ctx: Context) -> tuple[str, str, str]:
     raise StepFailed("no kubeconfig for the old and new clusters: the write-kubeconfig step has not run",
                      where=f"environments.{ctx.env_name}",
                      hint="run the migration from the start (or resume it) so that write-kubeconfig runs first")
+
+
+@contextmanager
+def old_cluster_kubeconfig(ctx: Context) -> Iterator[tuple[str, str]]:
+    """(kubeconfig, context) for the old cluster: the run's kubeconfig once written, else a temporary one
+    (planning happens before write-kubeconfig; the file holds no token, only the exec plugin)."""
+    try:
+        path, old_ctx, _new = kubeconfig_of(ctx)
+        yield path, old_ctx
+        return
+    except StepFailed:
+        pass
+    from migrate.cloud.clusters import provider_for
+    from migrate.cloud.kubeconfig import write_kubeconfig
+
+    name = ctx.env.clusters.old.name
+    with tempfile.TemporaryDirectory(prefix="migrate-plan-") as tmp:
+        path = write_kubeconfig(Path(tmp) / "kubeconfig", [provider_for(ctx.env).access(name, name)])
+        yield str(path), name
 
 
 def _paths(ctx: Context) -> dict[str, Path]:
@@ -96,15 +118,18 @@ class ReplayWorkloadsStep:
 
     def facts(self, ctx: Context) -> dict[str, Any]:
         """The old cluster's inventory hash (keys and resourceVersions of what would be replayed)."""
-        try:
-            path, old_ctx, _new = kubeconfig_of(ctx)
-        except StepFailed:
-            return {}  # planned before a kubeconfig exists: nothing to fingerprint yet
         cfg = ctx.env.replay
-        with KubeClient.from_kubeconfig(path, old_ctx, qps=cfg.qps) as old:
+        with old_cluster_kubeconfig(ctx) as (path, old_ctx), \
+                KubeClient.from_kubeconfig(path, old_ctx, qps=cfg.qps) as old:
             exported = export(old, cfg)
         return {"old_inventory": inventory_hash(sanitize(o)[0] for o in exported.objects),
                 "objects": len(exported.objects)}
+
+    def review(self, ctx: Context, out_dir: Path) -> dict[str, Any]:
+        """Dry run: the exact manifests that would be applied (Secrets redacted) and a summary."""
+        names = {"old": ctx.env.clusters.old.name, "new": ctx.env.clusters.new.name}
+        with old_cluster_kubeconfig(ctx) as (path, old_ctx):
+            return write_review(path, old_ctx, ctx.env.replay, names, out_dir)
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
         # Re-applying is idempotent and cheap (unchanged objects send no write), so the replay itself is the
