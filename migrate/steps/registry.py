@@ -14,13 +14,16 @@ from migrate.steps.terraform import (
     HandoverSharedStep,
     RetireWorkspaceStep,
 )
+from migrate.steps.traffic import OpenGatewayStep, RemoveGatewayStep, ShiftTrafficStep
+from migrate.steps.validate import ValidateStep
 
 _KINDS: dict[str, StepKind] = {
     k.kind: k
     for k in (
         HookStep(), WriteReportStep(), ProvisionClusterStep(), WaitClusterReadyStep(), WriteKubeconfigStep(),
         DuplicateWorkspaceStep(), DetachClusterStep(), HandoverSharedStep(), DestroyOldClusterStep(),
-        RetireWorkspaceStep(), ReplayWorkloadsStep(), WaitWorkloadsReadyStep(),
+        RetireWorkspaceStep(), ReplayWorkloadsStep(), WaitWorkloadsReadyStep(), OpenGatewayStep(),
+        RemoveGatewayStep(), ShiftTrafficStep(), ValidateStep(),
     )
 }
 

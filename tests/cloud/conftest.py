@@ -18,7 +18,9 @@ def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
     # moto's backends are process-wide: start every test from an empty cloud.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
+    # A direct opener: urlopen's global one may have cached a proxy from an earlier sandbox test.
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    direct.open(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
     for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                  "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url}.items():
         monkeypatch.setenv(k, v)
