@@ -118,9 +118,16 @@ def _finish(run: RunState | None, json_: bool) -> None:
         return
     out = Console(highlight=False)
     if run.status == "completed":
-        report = [st.outputs.get("path") for st in run.steps.values() if st.outputs.get("path")]
-        out.print(f"[bold green]{run.operation} completed[/bold green] (run {run.run_id})"
-                  + (f"; report: {report[-1]}" if report else ""))
+        report = [st.outputs for st in run.steps.values() if st.outputs.get("path")]
+        out.print(f"[bold green]{run.operation} completed[/bold green] (run {run.run_id})")
+        if report:
+            last = report[-1]
+            out.print(f"report: {_show(Path(last['path']))}" + (f" (and {_show(Path(last['html']))})"
+                                                                  if last.get("html") else ""))
+            probe = last.get("probe")
+            if probe and probe.get("requests"):
+                out.print(f"probe: {probe['requests']} requests, {probe['failures']} failed, "
+                          f"p50 {probe['p50_ms']:.1f} ms, p95 {probe['p95_ms']:.1f} ms")
     elif run.status == "paused":
         out.print(f"[yellow]paused[/yellow] after {run.paused_after}")
 

@@ -254,7 +254,7 @@ def _write(path: Path, data: bytes | str) -> None:
     tmp.replace(path)  # atomic: a reader never sees half a report
 
 
-def write_reports(ctx: Context, failure: str | None = None) -> dict[str, str]:
+def write_reports(ctx: Context, failure: str | None = None) -> dict[str, Any]:
     """Markdown, HTML and the chart (PNG), next to the plans. Safe to repeat: each write replaces the last."""
     md = report_path(ctx)
     html_path = md.with_suffix(".html")
@@ -267,7 +267,9 @@ def write_reports(ctx: Context, failure: str | None = None) -> dict[str, str]:
     except OSError as e:
         raise StepFailed(f"cannot write the report: {e.strerror}", where=str(md),
                          hint="make the plans directory writable, then resume") from e
-    out = {"path": str(md), "html": str(html_path)}
+    probe = _probe_summary(collect(ctx))
+    out: dict[str, Any] = {"path": str(md), "html": str(html_path),
+                           "probe": {k: probe[k] for k in ("requests", "failures", "p50_ms", "p95_ms")}}
     if png.exists():
         out["chart"] = str(png)
     return out

@@ -58,7 +58,10 @@ class GCSBackend(Backend):
         self.prefix = prefix.strip("/")
         self.backup_dir = Path(backup_dir or ".migrate/backups").absolute() / "gcs" / bucket
         if client is None:
-            from google.cloud import storage
+            import importlib
+
+            # google.cloud is a namespace package that mypy cannot always see into; import by name.
+            storage = importlib.import_module("google.cloud.storage")
 
             kwargs: dict[str, Any] = {"project": project or "migrate"}
             if api_endpoint:
