@@ -7,14 +7,14 @@ would, but without either CLI. Written atomically with mode 0600.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from migrate.fileio import atomic_write
 
 
 @dataclass(frozen=True)
@@ -51,19 +51,7 @@ def kubeconfig_dict(clusters: list[ClusterAccess], current: str | None = None) -
 
 def write_kubeconfig(path: Path, clusters: list[ClusterAccess], current: str | None = None) -> Path:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    text = yaml.safe_dump(kubeconfig_dict(clusters, current), sort_keys=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".kubeconfig.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, yaml.safe_dump(kubeconfig_dict(clusters, current), sort_keys=False))
 
 
 def read_contexts(path: Path) -> dict[str, str]:

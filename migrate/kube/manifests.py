@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from migrate.fileio import atomic_write
 from migrate.kube.objects import Key, Obj
 from migrate.kube.order import PHASE_NAMES
 from migrate.redact import redact
@@ -20,18 +19,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 def write_private(path: Path, text: str) -> None:
     """Atomic write with mode 0600: a reader (or a resumed run) sees the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)
 
 
 def write_json(path: Path, data: Any) -> None:

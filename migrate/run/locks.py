@@ -1,7 +1,7 @@
 """Per-environment run locks.
 
-The record uses Terraform's lock JSON keys (ID, Operation, Info, Who, Version,
-Created, Path) so every lock in the toolkit reads the same. The local lock is an
+The record is Terraform's lock JSON (the backends' ``LockInfo``), so every lock in
+the toolkit reads the same. The local lock is an
 ``flock`` on a file that also holds the record: the kernel drops it when the
 holder dies (even by ``kill -9``), so a crash never leaves an environment stuck,
 and a live holder can never be broken by mistake.
@@ -14,27 +14,14 @@ import json
 import os
 import socket
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
 from migrate import __version__
 from migrate.errors import LockError
 from migrate.run.journal import utcnow, who
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    ID: str
-    Operation: str
-    Info: str
-    Who: str
-    Version: str
-    Created: str
-    Path: str
-
-    def describe(self) -> str:
-        return f"{self.Who} since {self.Created} ({self.Operation}, {self.Info}; lock ID {self.ID})"
+from migrate.terraform.backends.base import LockInfo
 
 
 class RunLock(Protocol):
@@ -54,7 +41,7 @@ class LocalRunLock:
         try:
             os.lseek(fd, 0, os.SEEK_SET)
             raw = os.read(fd, 65536)
-            return LockInfo(**json.loads(raw)) if raw.strip() else None
+            return LockInfo.from_json(raw) if raw.strip() else None
         except (OSError, ValueError, TypeError):
             return None
 

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from migrate.errors import PlanError
+from migrate.fileio import atomic_write
 from migrate.plan.model import FORMAT_VERSION, Plan
 from migrate.plan.render import render_markdown
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, mode=0o644)  # plans are for review: readable, and they hold no secrets
 
 
 def write_plan(plan: Plan, plans_dir: Path) -> tuple[Path, Path]:

@@ -71,8 +71,8 @@ def old_cluster_kubeconfig(ctx: Context) -> Iterator[tuple[str, str]]:
 
     name = ctx.env.clusters.old.name
     with tempfile.TemporaryDirectory(prefix="migrate-plan-") as tmp:
-        path = write_kubeconfig(Path(tmp) / "kubeconfig", [provider_for(ctx.env).access(name, name)])
-        yield str(path), name
+        written = write_kubeconfig(Path(tmp) / "kubeconfig", [provider_for(ctx.env).access(name, name)])
+        yield str(written), name
 
 
 def _paths(ctx: Context) -> dict[str, Path]:

@@ -11,29 +11,14 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from migrate.cloud.aws.session import aws_errors, error_code
 from migrate.errors import JournalError, LockError, ProviderError
-from migrate.terraform.backends.base import Backend, LockHandle
+from migrate.terraform.backends.base import Backend, LockHandle, LockInfo
 
 RUN_WS = "migrate-run-{env}"
-
-
-@dataclass(frozen=True)
-class RunLockInfo:
-    ID: str
-    Operation: str
-    Info: str
-    Who: str
-    Version: str
-    Created: str
-    Path: str
-
-    def describe(self) -> str:
-        return f"{self.Who} since {self.Created} ({self.Operation}, {self.Info}; lock ID {self.ID})"
 
 
 class BackendRunLock:
@@ -43,29 +28,28 @@ class BackendRunLock:
         self.ws = RUN_WS.format(env=env)
         self._handle: LockHandle | None = None
 
-    def acquire(self, operation: str, info: str) -> RunLockInfo:
+    def acquire(self, operation: str, info: str) -> LockInfo:
         try:
             self._handle = self.backend.lock(self.ws, operation, info=info, create=True)
         except LockError as e:
             held = self.backend.holder(self.ws)
             raise LockError(
                 f"environment {self.env!r} is locked by "
-                + (RunLockInfo(**held.as_dict()).describe() if held else "another run"),  # type: ignore[arg-type]
+                + (held.describe() if held else "another run"),
                 where=self.backend.where(self.ws),
                 hint="wait for that run to finish; if its machine is gone, release the lock with "
                 "`invoke migrate --env ENV --force-unlock LOCK_ID`",
                 holder=held.as_dict() if held else None,
             ) from e
-        return RunLockInfo(**self._handle.info.as_dict())  # type: ignore[arg-type]
+        return self._handle.info
 
     def release(self) -> None:
         if self._handle is not None:
             handle, self._handle = self._handle, None
             self.backend.unlock(handle)
 
-    def holder(self) -> RunLockInfo | None:
-        held = self.backend.holder(self.ws)
-        return RunLockInfo(**held.as_dict()) if held else None  # type: ignore[arg-type]
+    def holder(self) -> LockInfo | None:
+        return self.backend.holder(self.ws)
 
     def force_unlock(self, lock_id: str) -> None:
         held = self.backend.holder(self.ws)

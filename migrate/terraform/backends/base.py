@@ -81,6 +81,9 @@ class LockInfo:
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
+    def describe(self) -> str:
+        return f"{self.Who} since {self.Created} ({self.Operation}, {self.Info}; lock ID {self.ID})"
+
 
 def new_lock_info(operation: str, info: str = "") -> LockInfo:
     return LockInfo(ID=str(uuid.uuid4()), Operation=operation, Info=info)
