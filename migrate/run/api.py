@@ -197,8 +197,9 @@ def _start_or_resume(
             raise PrerequisiteError(
                 f"environment {h.name!r} runs only from a reviewed plan file",
                 where=f"environments.{h.name}.review",
-                hint=f"run `invoke plan --env {h.name}`, review plans/…, then "
-                f"`invoke {operation} --env {h.name} --plan plans/<file>.plan.json`",
+                hint=f"run `invoke plan --env {h.name}"
+                + (" --decommission" if operation == "decommission" else "")
+                + f"`, review plans/…, then `invoke {operation} --env {h.name} --plan plans/<file>.plan.json`",
             )
         plan = make_plan(h, operation)
         approval = None
