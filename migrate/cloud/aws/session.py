@@ -33,7 +33,9 @@ def make_session(region: str, profile: str | None = None) -> boto3.Session:
 
 def client(session: boto3.Session, service: str, endpoint_url: str | None = None) -> Any:
     with aws_errors(f"creating the {service} client"):
-        return session.client(service, endpoint_url=endpoint_url, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+        # Through Any: boto3-stubs, when installed, types client() per service literal.
+        factory: Any = session.client
+        return factory(service, endpoint_url=endpoint_url, config=_CLIENT_CONFIG)
 
 
 @contextmanager

@@ -55,7 +55,8 @@ class Aws:
     def connect(cls, url: str, region: str) -> Aws:
         kw = {"endpoint_url": url, "region_name": region, "aws_access_key_id": "testing",
               "aws_secret_access_key": "testing"}
-        return cls(*(boto3.client(s, **kw) for s in ("s3", "dynamodb", "ec2", "iam", "eks", "route53",  # type: ignore
+        make: Any = boto3.client  # typed per service literal when boto3-stubs is installed
+        return cls(*(make(s, **kw) for s in ("s3", "dynamodb", "ec2", "iam", "eks", "route53",
                                                       "apigatewayv2")))
 
 
