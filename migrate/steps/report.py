@@ -137,16 +137,24 @@ def chart(data: RunData, path: Path) -> Path | None:
     return path
 
 
-def _step_rows(data: RunData) -> list[tuple[str, str, str, str]]:
+def _step_rows(data: RunData, failure: str | None) -> list[tuple[str, str, str, str]]:
     started: dict[str, str] = {}
     rows = []
     for r in data.records:
         if r["type"] == "step.started":
             started[r["step"]] = r["ts"]
         elif r["type"] in ("step.done", "step.failed") and r["step"] in started:
-            secs = (_parse(r["ts"]) - _parse(started[r["step"]])).total_seconds()
-            rows.append((r["step"], r["type"].split(".")[1], f"{secs:.2f} s", started[r["step"]]))
+            t0 = started.pop(r["step"])
+            secs = (_parse(r["ts"]) - _parse(t0)).total_seconds()
+            rows.append((r["step"], r["type"].split(".")[1], f"{secs:.2f} s", t0))
+    # The report is written before the executor journals the failure of the step that stopped the run.
+    for sid, ts in started.items():
+        rows.append((sid, "failed" if failure else "in progress", "-", ts))
     return rows
+
+
+def _ms(v: Any) -> str:
+    return f"{float(v):.1f}" if isinstance(v, int | float) else "-"
 
 
 def _traffic_rows(data: RunData) -> list[tuple[str, str, str, str]]:
@@ -158,7 +166,7 @@ def _traffic_rows(data: RunData) -> list[tuple[str, str, str, str]]:
             what = "pass" if e.get("ok") else "FAIL: " + "; ".join(e.get("reasons") or [])
             rows.append((t, e["step"], "gate", f"{what} ({e.get('requests')} req, "
                                                 f"{100 * float(e.get('error_rate') or 0):.1f}% errors, "
-                                                f"p95 {e.get('p95_ms')} ms)"))
+                                                f"p95 {_ms(e.get('p95_ms'))} ms)"))
         elif e["event"] in ("weights", "insync"):
             extra = (f", in sync after {e.get('insync_s')} s, TTL {e.get('settle_s')} s"
                      if e["event"] == "insync" else "")
@@ -186,10 +194,11 @@ def _sections(ctx: Context, data: RunData, failure: str | None) -> list[tuple[st
         facts.append(f"Temporary gateway: {data.gateway_url}")
     for a in (r for r in data.records if r["type"] == "approval"):
         facts.append(f"Approved plan {a.get('plan_digest')} by {a.get('by')} at {a['ts']}")
-    facts.append(f"Probe: {probe['requests']} requests, {probe['failures']} failed, p50 {probe['p50_ms']} ms, "
-                 f"p95 {probe['p95_ms']} ms" + (f", by backend {probe['by_backend']}" if probe["by_backend"] else ""))
+    by = f", by backend {probe['by_backend']}" if probe["by_backend"] else ""
+    facts.append(f"Probe: {probe['requests']} requests, {probe['failures']} failed, "
+                 f"p50 {_ms(probe['p50_ms'])} ms, p95 {_ms(probe['p95_ms'])} ms{by}")
     out: list[tuple[str, list[str], list[tuple[str, ...]]]] = [("Summary", facts, [])]
-    out.append(("Steps", [], [("step", "result", "duration", "started"), *_step_rows(data)]))
+    out.append(("Steps", [], [("step", "result", "duration", "started"), *_step_rows(data, failure)]))
     v = data.validation
     if v is not None:
         out.append(("Validation", [f"{'passed' if v.get('ok') else 'FAILED'}: {v.get('checks')} checks"],

@@ -1,0 +1,71 @@
+"""Through `invoke migrate`: the new cluster starts failing just before the cutover (a hook injects the
+sandbox's 5xx fault), the first gate fails, and traffic goes back to the old cluster by itself."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from engine.kit import Project
+
+from migrate.sandbox import down, ensure_running, env_vars
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    import os
+
+    root = tmp_path_factory.mktemp("gate")
+    cfg = yaml.safe_load((ROOT / "migrate.yaml").read_text())
+    cfg["sandbox"]["state_dir"] = str(root / "sandbox")
+    dev = cfg["environments"]["dev"]
+    dev["terraform"]["root"] = str(ROOT / dev["terraform"]["root"])
+    dev["hooks"] = [{"name": "break-green", "before": "shift-traffic", "idempotent": True,
+                     "run": [sys.executable, "-m", "migrate.sandbox", "--state-dir", str(root / "sandbox"),
+                             "fault", "http", "--cluster", "dev-green", "--status", "503"]}]
+    cfg["environments"] = {"dev": dev}
+    (root / "migrate.yaml").write_text(yaml.safe_dump(cfg))
+    endpoints = ensure_running(root / "sandbox", timeout=30)
+    saved = dict(os.environ)
+    os.environ.update(env_vars(endpoints))
+    try:
+        yield Project(root)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        down(root / "sandbox")
+
+
+def _weights() -> dict[str, int]:
+    r53 = boto3.client("route53", region_name="us-east-1")
+    zone = next(z for z in r53.list_hosted_zones()["HostedZones"] if z["Name"] == "sandbox.internal.")
+    return {r["SetIdentifier"]: r["Weight"] for r in r53.list_resource_record_sets(HostedZoneId=zone["Id"])
+            ["ResourceRecordSets"] if r["Name"] == "app.dev.sandbox.internal."}
+
+
+def test_failed_gate_rolls_traffic_back_to_the_old_cluster(world: Project) -> None:
+    r = world.run("migrate", "--env", "dev", timeout=600)
+    assert r.returncode == 7, r.stdout + r.stderr
+    # The hook is a step of its own (11 = hook, 12 = first shift), and the first shift is the one that fails.
+    assert "traffic gate failed at step 11-shift-traffic-1" in r.stderr, r.stderr
+    assert _weights()["green"] == 0 and _weights()["blue"] > 0
+    status = json.loads(world.run("status", "--env", "dev", "--json").stdout)[0]["runs"]["migrate"]
+    assert status["status"] == "failed"
+    failed = [s for s in status["steps"] if s["status"] == "failed"]
+    assert [s["id"] for s in failed] == ["11-shift-traffic-1"], failed
+    reports = list((world.root / "plans").glob("dev-*.report.md"))
+    text = reports[0].read_text() if reports else ""
+    assert "| ROLLBACK |" in text and "| 11-shift-traffic-1 | failed |" in text, text
+    # The operator then rolls the rest back: gateway, replay, cluster and workspace copy go.
+    r = world.run("rollback", "--env", "dev", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "dev-green" not in boto3.client("eks", region_name="us-east-1").list_clusters()["clusters"]
+    apis = boto3.client("apigatewayv2", region_name="us-east-1").get_apis()["Items"]
+    assert not [a for a in apis if a["Name"].startswith("migrate-dev-")]
