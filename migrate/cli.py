@@ -29,6 +29,7 @@ from migrate.run import api
 from migrate.run.events import Reporter
 from migrate.run.journal import RunState
 from migrate.run.progress import JsonReporter, RichReporter
+from migrate.traffic.gates import fmt_ms
 
 F = TypeVar("F", bound=Callable[..., Any])
 _err = Console(stderr=True, highlight=False)
@@ -127,7 +128,7 @@ def _finish(run: RunState | None, json_: bool) -> None:
             probe = last.get("probe")
             if probe and probe.get("requests"):
                 out.print(f"probe: {probe['requests']} requests, {probe['failures']} failed, "
-                          f"p50 {probe['p50_ms']:.1f} ms, p95 {probe['p95_ms']:.1f} ms")
+                          f"p50 {fmt_ms(probe['p50_ms'])} ms, p95 {fmt_ms(probe['p95_ms'])} ms")
     elif run.status == "paused":
         out.print(f"[yellow]paused[/yellow] after {run.paused_after}")
 

@@ -20,7 +20,7 @@ from migrate.errors import StepFailed
 from migrate.plan.model import Step
 from migrate.steps.base import Context
 from migrate.traffic.files import JsonLines, read_json
-from migrate.traffic.gates import percentile
+from migrate.traffic.gates import fmt_ms, percentile
 
 
 def _parse(ts: str) -> datetime:
@@ -153,10 +153,6 @@ def _step_rows(data: RunData, failure: str | None) -> list[tuple[str, str, str, 
     return rows
 
 
-def _ms(v: Any) -> str:
-    return f"{float(v):.1f}" if isinstance(v, int | float) else "-"
-
-
 def _traffic_rows(data: RunData) -> list[tuple[str, str, str, str]]:
     t0 = data.timeline[0]["t"] if data.timeline else 0.0
     rows = []
@@ -166,7 +162,7 @@ def _traffic_rows(data: RunData) -> list[tuple[str, str, str, str]]:
             what = "pass" if e.get("ok") else "FAIL: " + "; ".join(e.get("reasons") or [])
             rows.append((t, e["step"], "gate", f"{what} ({e.get('requests')} req, "
                                                 f"{100 * float(e.get('error_rate') or 0):.1f}% errors, "
-                                                f"p95 {_ms(e.get('p95_ms'))} ms)"))
+                                                f"p95 {fmt_ms(e.get('p95_ms'))} ms)"))
         elif e["event"] in ("weights", "insync"):
             extra = (f", in sync after {e.get('insync_s')} s, TTL {e.get('settle_s')} s"
                      if e["event"] == "insync" else "")
@@ -196,7 +192,7 @@ def _sections(ctx: Context, data: RunData, failure: str | None) -> list[tuple[st
         facts.append(f"Approved plan {a.get('plan_digest')} by {a.get('by')} at {a['ts']}")
     by = f", by backend {probe['by_backend']}" if probe["by_backend"] else ""
     facts.append(f"Probe: {probe['requests']} requests, {probe['failures']} failed, "
-                 f"p50 {_ms(probe['p50_ms'])} ms, p95 {_ms(probe['p95_ms'])} ms{by}")
+                 f"p50 {fmt_ms(probe['p50_ms'])} ms, p95 {fmt_ms(probe['p95_ms'])} ms{by}")
     out: list[tuple[str, list[str], list[tuple[str, ...]]]] = [("Summary", facts, [])]
     out.append(("Steps", [], [("step", "result", "duration", "started"), *_step_rows(data, failure)]))
     v = data.validation

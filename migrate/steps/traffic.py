@@ -26,7 +26,7 @@ from migrate.plan.model import Step
 from migrate.steps.base import Context
 from migrate.traffic.cutover import StepSpec, rollback_to_old, run_step
 from migrate.traffic.files import JsonLines, read_json, write_json
-from migrate.traffic.gates import GateConfig, stats
+from migrate.traffic.gates import GateConfig, fmt_ms, stats
 from migrate.traffic.ingress import list_services, match_new_ingress
 from migrate.traffic.probe import Probe
 from migrate.traffic.routers import GatewayRouter, Route53Router, Router, swap_host
@@ -277,7 +277,8 @@ def measure_baseline(ctx: Context, router: Router, url: str) -> dict[str, Any] |
     window = stats(probe.samples(since=start))
     baseline = {"t": start, **window.to_dict()}
     write_json(path, baseline)
-    ctx.log(f"baseline on the old cluster: p50 {window.p50_ms} ms, p95 {window.p95_ms} ms over {window.requests}")
+    ctx.log(f"baseline on the old cluster: p50 {fmt_ms(window.p50_ms)} ms, p95 {fmt_ms(window.p95_ms)} ms "
+            f"over {window.requests} requests")
     return baseline
 
 

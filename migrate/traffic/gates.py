@@ -19,6 +19,11 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def fmt_ms(v: float | None) -> str:
+    """A latency for people: one decimal, or "-" when no request succeeded."""
+    return "-" if v is None else f"{float(v):.1f}"
+
+
 @dataclass(frozen=True)
 class WindowStats:
     requests: int
