@@ -31,7 +31,7 @@ from migrate.sandbox import down, ensure_running, env_vars  # noqa: E402
 
 STEPS = ["01-duplicate-workspace", "02-detach-cluster", "03-provision-cluster", "04-wait-cluster-ready",
          "05-write-kubeconfig", "06-replay-workloads", "07-wait-workloads-ready", "08-open-gateway",
-         "09-validate", "10-shift-traffic-1", "11-shift-traffic-2", "12-shift-traffic-3"]
+         "09-validate", "10-shift-traffic-1", "11-shift-traffic-2", "12-shift-traffic-3", "13-write-report"]
 
 
 def migrate(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -117,7 +117,8 @@ def main() -> int:
             results.append(res)
     finally:
         down(work / "sandbox")
-    ok = all(r["resume_exit"] == 0 and r["probe_failed"] == 0 and r["steps_done_once"] and r["gateways"] == 1
+    # first_exit must be -9: a first run that was never killed proves nothing about resuming.
+    ok = all(r["first_exit"] == -signal.SIGKILL and r["resume_exit"] == 0 and r["probe_failed"] == 0 and r["steps_done_once"] and r["gateways"] == 1
              and r["records"] == 2 and r["green_clusters"] == 1 for r in results)
     day = time.strftime("%Y-%m-%d")
     lines = ["# Fault matrix", "", f"`python bench/fault_matrix.py` on {day}: the dev migration on",

@@ -2,7 +2,7 @@
 
 Used by the crash/resume tests and the fault matrix, and by operators who want
 to rehearse a resume. ``MIGRATE_FAILPOINTS="after-done:03-provision-cluster,after-start:hook-x"``:
-each entry is ``<point>:<step id, step id suffix, or kind>``; ``point`` is
+each entry is ``<point>:<step id, its number, its suffix, or kind>``; ``point`` is
 ``after-start`` (journaled as started, before any effect) or ``after-done``
 (journaled as done, before the next step starts).
 """
@@ -16,7 +16,7 @@ from migrate.plan.model import Step
 
 
 def _matches(step: Step, target: str) -> bool:
-    return target in (step.id, step.kind) or step.id.endswith("-" + target)
+    return target in (step.id, step.kind) or step.id.endswith("-" + target) or step.id.startswith(target + "-")
 
 
 def hit(point: str, step: Step) -> None:
