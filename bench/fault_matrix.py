@@ -118,8 +118,9 @@ def main() -> int:
     finally:
         down(work / "sandbox")
     # first_exit must be -9: a first run that was never killed proves nothing about resuming.
-    ok = all(r["first_exit"] == -signal.SIGKILL and r["resume_exit"] == 0 and r["probe_failed"] == 0 and r["steps_done_once"] and r["gateways"] == 1
-             and r["records"] == 2 and r["green_clusters"] == 1 for r in results)
+    ok = all(r["first_exit"] == -signal.SIGKILL and r["resume_exit"] == 0 and r["probe_failed"] == 0
+             and r["steps_done_once"] and r["gateways"] == 1 and r["records"] == 2 and r["green_clusters"] == 1
+             for r in results)
     day = time.strftime("%Y-%m-%d")
     lines = ["# Fault matrix", "", f"`python bench/fault_matrix.py` on {day}: the dev migration on",
              "the sandbox, killed with SIGKILL, then resumed with the same command. Verdict: "

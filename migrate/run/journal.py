@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import JournalError
+from migrate.fileio import append_durable
 from migrate.redact import redact
 
 # Statuses of a step inside one run.
@@ -83,23 +84,10 @@ class Journal:
                 os.fsync(f.fileno())
 
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
-        created = not self.path.exists()
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._repair_tail()
         rec = {"ts": utcnow(), **redact(record)}
-        line = (json.dumps(rec, sort_keys=True, default=str) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:  # make the new directory entry itself durable
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        append_durable(self.path, (json.dumps(rec, sort_keys=True, default=str) + "\n").encode())
         return rec
 
 

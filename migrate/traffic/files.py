@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from migrate.fileio import append_durable, atomic_write
 
 
 class JsonLines:
@@ -22,13 +23,7 @@ class JsonLines:
             return
         data = "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n" for r in rows).encode()
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_durable(self.path, data)
 
     def append(self, row: dict[str, Any]) -> None:
         self.append_many([row])
@@ -47,15 +42,7 @@ class JsonLines:
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic, private JSON write (temp + fsync + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, json.dumps(data, indent=1, sort_keys=True).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def read_json(path: Path, default: Any = None) -> Any:
