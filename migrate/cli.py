@@ -84,13 +84,45 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-def _handle(config: str, env: str | None) -> api.EnvHandle:
+def _handle(config: str, env: str | None, inject_fault: str | None = None) -> api.EnvHandle:
     if not env:
         raise UsageError("--env is required", hint="e.g. --env dev; `invoke status` lists the environments")
     loaded = load_config(config)
-    h = api.open_env(loaded, env)
+    h = api.open_env(loaded, env)  # an unknown environment is refused before anything else
     _sandbox(loaded)
+    if inject_fault is not None:
+        return api.open_env(_with_fault(loaded, env, inject_fault), env)
+    if loaded.config.sandbox.enabled and all(k.name != FAULT_HOOK for k in h.env.hooks):
+        # The fault hook lives only in the active run's plan: resume and rollback need it too.
+        planned = api.planned_hook(h, FAULT_HOOK)
+        if planned is not None:
+            return api.open_env(loaded.with_hook(env, {
+                "name": FAULT_HOOK, "before": "shift-traffic", "idempotent": True,
+                "run": planned["run"], "undo": planned["undo"]}), env)
     return h
+
+
+FAULT_HOOK = "inject-fault"
+
+
+def _with_fault(loaded: LoadedConfig, env: str, status_text: str) -> LoadedConfig:
+    """Add a hook that makes the new cluster answer ``status`` just before the first traffic shift.
+
+    A hook, not a hidden switch: the fault shows in the plan and the journal; resume and rollback
+    rebuild it from the active run's plan (see _handle).
+    """
+    if not loaded.config.sandbox.enabled:
+        raise UsageError("--inject-fault works only on the embedded sandbox", where=str(loaded.path.name),
+                         hint="on a real cloud, break the new cluster yourself, or use a hook (docs/configuration.md)")
+    status = int(status_text) if status_text.isdigit() else 0
+    if not 500 <= status <= 599:
+        raise UsageError(f"--inject-fault {status_text}: give an HTTP 5xx status, e.g. 503")
+    fault = [sys.executable, "-m", "migrate.sandbox", "--state-dir",
+             str(loaded.resolve(loaded.config.sandbox.state_dir)), "fault"]
+    return loaded.with_hook(env, {
+        "name": FAULT_HOOK, "before": "shift-traffic", "idempotent": True,
+        "run": [*fault, "http", "--cluster", loaded.env(env).clusters.new.name, "--status", str(status)],
+        "undo": [*fault, "--clear"]})
 
 
 def _sandbox(loaded: LoadedConfig) -> None:
@@ -169,6 +201,8 @@ def plan(c: InvokeContext, env: str | None = None, config: str = DEFAULT_CONFIG,
         "continue": "go on with a run that paused for an operator (pause_after)",
         "fresh": "start a new run even though the last one completed",
         "assume-done": "mark an interrupted step as done after checking it by hand (repeatable)",
+        "inject-fault": "sandbox only: make the new cluster answer this 5xx status from just before the first "
+        "traffic shift, to watch the gate roll traffic back (the fault is a hook step in the plan)",
         "force-unlock": "release the environment's run lock with this lock ID, then exit",
         "config": CONFIG_HELP,
         "json": JSON_HELP,
@@ -185,6 +219,7 @@ def migrate(
     fresh: bool = False,
     assume_done: list[str] | None = None,
     force_unlock: str | None = None,
+    inject_fault: str | None = None,
     config: str = DEFAULT_CONFIG,
     json_: bool = False,
 ) -> None:
@@ -196,7 +231,9 @@ def migrate(
     or prerequisite missing, 4 state/journal, 5 lock held, 6 cloud/provider,
     7 validation or gate failed, 8 step failed, 9 step not available yet.
     """
-    h = _handle(config, env)
+    if inject_fault is not None and plan:
+        raise UsageError("--inject-fault cannot change a reviewed plan", hint="run it without --plan")
+    h = _handle(config, env, inject_fault)
     if force_unlock:
         api.force_unlock(h, force_unlock)
         Console().print(f"released the run lock of {env}")

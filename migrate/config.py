@@ -7,6 +7,7 @@ the file and the field path, e.g. ``migrate.yaml: environments.prod.traffic.step
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import itertools
@@ -579,6 +580,17 @@ class LoadedConfig(BaseModel):
                 where=str(self.path.name),
                 hint=f"{hint}known environments: {known}",
             ) from None
+
+    def with_hook(self, env: str, hook: dict[str, Any]) -> LoadedConfig:
+        """This config with one more hook in ``env``; validated like the file (for --inject-fault)."""
+        raw = copy.deepcopy(self.raw)
+        section = raw["environments"][env]
+        section["hooks"] = [*(section.get("hooks") or []), hook]
+        try:
+            config = Config.model_validate(raw)
+        except ValidationError as e:
+            raise ConfigError(_format_validation(self.path, e, raw), where=str(self.path.name)) from None
+        return LoadedConfig(path=self.path, config=config, raw=raw)
 
     def env_digest(self, name: str) -> str:
         """Hash of one environment's raw section: a plan is stale once it changes."""

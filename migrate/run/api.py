@@ -83,6 +83,15 @@ def _locked(h: EnvHandle, operation: str) -> Iterator[None]:
 # -- planning ---------------------------------------------------------------
 
 
+def planned_hook(h: EnvHandle, name: str) -> dict[str, Any] | None:
+    """Hook ``name`` as planned by the run of ``h`` that is still active (its params), else None."""
+    run = latest(h.journal, "migrate")
+    if run is None or not run.active:
+        return None
+    steps = Plan.model_validate(run.plan).steps
+    return next((s.params for s in steps if s.kind == "hook" and s.params.get("name") == name), None)
+
+
 def _kinds_for(h: EnvHandle, operation: str) -> list[str]:
     draft = build_plan(h.name, h.env, config_digest="", facts={}, available=registry.available(),
                        now="", who="", operation=operation)

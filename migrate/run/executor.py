@@ -82,6 +82,7 @@ class Executor:
                 if existing is not None:
                     self._record("step.done", step, outputs={**existing, "found_done": True})
                     self._emit("step.done", f"{label}: already in place", step, found_done=True)
+                    failpoints.hit("after-done", step)
                     continue
                 if interrupted and st.status == STARTED and not _can_retry(impl, step, self.ctx):
                     raise StepFailed(

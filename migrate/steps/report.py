@@ -143,6 +143,8 @@ def _step_rows(data: RunData, failure: str | None) -> list[tuple[str, str, str, 
     for r in data.records:
         if r["type"] == "step.started":
             started[r["step"]] = r["ts"]
+        elif r["type"] == "step.done" and (r.get("outputs") or {}).get("found_done"):
+            rows.append((r["step"], "already in place", "-", r["ts"]))
         elif r["type"] in ("step.done", "step.failed") and r["step"] in started:
             t0 = started.pop(r["step"])
             secs = (_parse(r["ts"]) - _parse(t0)).total_seconds()

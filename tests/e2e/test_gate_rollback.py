@@ -1,10 +1,10 @@
-"""Through `invoke migrate`: the new cluster starts failing just before the cutover (a hook injects the
-sandbox's 5xx fault), the first gate fails, and traffic goes back to the old cluster by itself."""
+"""Through `invoke migrate --inject-fault 503`: the new cluster starts failing just before the cutover (a
+hook step injects the sandbox's 5xx fault), the first gate fails, and traffic goes back to the old cluster
+by itself."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     cfg["sandbox"]["state_dir"] = str(root / "sandbox")
     dev = cfg["environments"]["dev"]
     dev["terraform"]["root"] = str(ROOT / dev["terraform"]["root"])
-    dev["hooks"] = [{"name": "break-green", "before": "shift-traffic", "idempotent": True,
-                     "run": [sys.executable, "-m", "migrate.sandbox", "--state-dir", str(root / "sandbox"),
-                             "fault", "http", "--cluster", "dev-green", "--status", "503"]}]
     cfg["environments"] = {"dev": dev}
     (root / "migrate.yaml").write_text(yaml.safe_dump(cfg))
     endpoints = ensure_running(root / "sandbox", timeout=30)
@@ -50,8 +47,13 @@ def _weights() -> dict[str, int]:
             ["ResourceRecordSets"] if r["Name"] == "app.dev.sandbox.internal."}
 
 
+def _http_faults(world: Project) -> list[dict[str, Any]]:
+    out = world.run("sandbox.fault", "--state-dir", str(world.root / "sandbox"))
+    return list(json.loads(out.stdout)["http"])
+
+
 def test_failed_gate_rolls_traffic_back_to_the_old_cluster(world: Project) -> None:
-    r = world.run("migrate", "--env", "dev", timeout=600)
+    r = world.run("migrate", "--env", "dev", "--inject-fault", "503", timeout=600)
     assert r.returncode == 7, r.stdout + r.stderr
     # The hook is a step of its own (11 = hook, 12 = first shift), and the first shift is the one that fails.
     assert "traffic gate failed at step 11-shift-traffic-1" in r.stderr, r.stderr
@@ -63,9 +65,12 @@ def test_failed_gate_rolls_traffic_back_to_the_old_cluster(world: Project) -> No
     reports = list((world.root / "plans").glob("dev-*.report.md"))
     text = reports[0].read_text() if reports else ""
     assert "| ROLLBACK |" in text and "| 11-shift-traffic-1 | failed |" in text, text
+    assert [f["status"] for f in _http_faults(world)] == [503]
     # The operator then rolls the rest back: gateway, replay, cluster and workspace copy go.
     r = world.run("rollback", "--env", "dev", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "dev-green" not in boto3.client("eks", region_name="us-east-1").list_clusters()["clusters"]
     apis = boto3.client("apigatewayv2", region_name="us-east-1").get_apis()["Items"]
     assert not [a for a in apis if a["Name"].startswith("migrate-dev-")]
+    # The hook's undo cleared the fault.
+    assert _http_faults(world) == []
