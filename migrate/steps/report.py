@@ -151,7 +151,8 @@ def _step_rows(data: RunData, failure: str | None) -> list[tuple[str, str, str, 
             rows.append((r["step"], r["type"].split(".")[1], f"{secs:.2f} s", t0))
     # The report is written before the executor journals the failure of the step that stopped the run.
     for sid, ts in started.items():
-        rows.append((sid, "failed" if failure else "in progress", "-", ts))
+        if not sid.endswith("-write-report"):  # this very step: it has no result yet
+            rows.append((sid, "failed" if failure else "in progress", "-", ts))
     return rows
 
 
