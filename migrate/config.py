@@ -114,6 +114,8 @@ class Terraform(_Model):
     workspace: str
     new_workspace: str
     variables: dict[str, Any] = {}
+    # Overrides of `variables` for the old workspace's destroy at decommission (provisioner: terraform).
+    old_variables: dict[str, Any] = {}
     ownership: Ownership = Ownership()
 
     @field_validator("workspace", "new_workspace")

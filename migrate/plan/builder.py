@@ -216,10 +216,14 @@ def _decommission_steps(env: Environment) -> list[tuple[str, tuple[str, str, dic
                                     {"from": ws, "to": new_ws},
                                     f"shared addresses are removed from {ws}; {new_ws} owns them alone",
                                     f"restore {ws}'s state from its backup")))
+    effect = (f"terraform destroys the old cluster's addresses in {ws}; the gate allows deleting those only"
+              if env.provisioner == "terraform" else
+              f"cluster {old}, its node groups, add-ons and OIDC provider are deleted through the cloud API; "
+              f"the old cluster's addresses then leave {ws}'s state (other cluster-owned objects, such as "
+              "IAM roles, are not deleted: list them in the review)")
     out.append(("destroy-old-cluster", ("destroy-old-cluster", f"Destroy cluster {old}",
-                                        {"workspace": ws, "cluster": old},
-                                        f"terraform destroys {ws}; the gate allows deleting only "
-                                        f"old-cluster addresses", "none: destruction cannot be undone")))
+                                        {"workspace": ws, "cluster": old}, effect,
+                                        "none: destruction cannot be undone")))
     out.append(("retire-workspace", ("retire-workspace", f"Retire workspace {ws}", {"workspace": ws},
                                      f"workspace {ws} is deleted after a final backup",
                                      "restore the workspace from the final backup")))

@@ -14,6 +14,7 @@ from migrate.errors import ConfigError, StepFailed
 from migrate.plan.model import Step
 from migrate.steps.base import Context
 from migrate.terraform import State, detach, duplicate_workspace, handover, retire
+from migrate.terraform.address import parse_address
 from migrate.terraform.backends import make_backend
 from migrate.terraform.backends.base import Backend
 
@@ -173,8 +174,15 @@ class HandoverSharedStep:
                          "`terraform state push` if the old cluster must live on")
 
 
+# Resource types that delete_old() removes through the cloud API (the cluster and what dies with it).
+API_DELETED_TYPES = frozenset({"aws_eks_cluster", "aws_eks_node_group", "aws_eks_addon",
+                               "aws_iam_openid_connect_provider", "google_container_cluster",
+                               "google_container_node_pool"})
+
+
 class DestroyOldClusterStep:
-    """Delete the old cluster. `api`: through the cloud API, then its addresses leave the old state."""
+    """Delete the old cluster. `terraform`: a gated, targeted destroy in the old workspace. `api`: through
+    the cloud API, then its addresses leave the old state."""
 
     kind: ClassVar[str] = "destroy-old-cluster"
 
@@ -186,36 +194,40 @@ class DestroyOldClusterStep:
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
         from migrate.cloud.clusters import provider_for
+        from migrate.steps.tfprovision import old_cluster_left
 
-        if provider_for(ctx.env).exists(ctx.env.clusters.old.name):
+        addresses = list(step.params.get("addresses") or [])
+        if ctx.env.terraform is not None and old_cluster_left(ctx, addresses):
             return None
-        tf = ctx.env.terraform
-        if tf is not None:
-            backend = backend_for(ctx)
-            if backend.exists(tf.workspace) and _read(backend, tf.workspace).select(
-                    step.params.get("addresses") or []):
-                return None
+        # Through terraform the state is the record of what exists; through the API, ask the cloud.
+        if ctx.env.provisioner == "api" and provider_for(ctx.env).exists(ctx.env.clusters.old.name):
+            return None
         return {"destroyed": ctx.env.clusters.old.name}
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
         from migrate.cloud.clusters import provider_for
         from migrate.cloud.poll import poll
+        from migrate.steps.tfprovision import destroy_old
 
-        if ctx.env.provisioner != "api":
-            raise StepFailed("destroying the old cluster through terraform is not available yet",
-                             where=f"environments.{ctx.env_name}.provisioner",
-                             hint="use provisioner: api, or run `terraform destroy` behind the gate by hand")
-        p = provider_for(ctx.env)
         old = ctx.env.clusters.old.name
+        addresses = list(step.params.get("addresses") or [])
+        if ctx.env.provisioner == "terraform":
+            return {"destroyed": old, **destroy_old(ctx, addresses)}
+        p = provider_for(ctx.env)
         outputs = p.delete_old()
         poll(lambda: (not p.exists(old), old), timeout=ctx.env.clusters.old.ready_timeout,
              what=f"cluster {old} to be deleted", where=f"cluster {old}")
-        removed = 0
+        removed: tuple[str, ...] = ()
         if ctx.env.terraform is not None:
-            r = detach(backend_for(ctx), ctx.env.terraform.workspace, step.params.get("addresses") or [],
-                       missing_ok=True)
-            removed = len(r.removed)
-        return {"destroyed": old, "state_removed": removed, **outputs}
+            removed = detach(backend_for(ctx), ctx.env.terraform.workspace, addresses, missing_ok=True).removed
+        # The API deleted only the cluster and what lives inside it; the rest still exists, unmanaged now.
+        parsed = [(a, parse_address(a)) for a in removed]
+        unmanaged = [a for a, addr in parsed if addr.mode == "managed" and addr.type not in API_DELETED_TYPES]
+        if unmanaged:
+            ctx.log(f"{len(unmanaged)} object(s) left {ctx.env.terraform.workspace if ctx.env.terraform else ''}'s "
+                    f"state but were not deleted by the cloud API; delete them by hand if nothing uses them: "
+                    + ", ".join(unmanaged[:10]) + (" …" if len(unmanaged) > 10 else ""))
+        return {"destroyed": old, "state_removed": len(removed), "left_unmanaged": unmanaged, **outputs}
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
         raise StepFailed("a destroyed cluster cannot be brought back by a rollback",

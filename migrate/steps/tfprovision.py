@@ -1,4 +1,5 @@
-"""The `terraform` provisioner: apply the duplicated workspace behind the plan gate; undo by a gated destroy."""
+"""The `terraform` provisioner: apply the duplicated workspace behind the plan gate; undo by a gated destroy;
+at decommission, a gated destroy of the old cluster in the old workspace."""
 
 from __future__ import annotations
 
@@ -37,11 +38,11 @@ def backend_config(ctx: Context) -> dict[str, str]:
     return {"bucket": str(b.bucket), "prefix": b.prefix or ""}
 
 
-def _cli(ctx: Context) -> TerraformCLI:
+def _cli(ctx: Context, workspace: str | None = None) -> TerraformCLI:
     tf = _tf(ctx)
     # A data dir per environment keeps .terraform/ out of the shared root module.
     root = ctx.loaded.resolve(tf.root)
-    cli = TerraformCLI(root, env={"TF_DATA_DIR": str(ctx.workdir / "tfdata")}, workspace=tf.new_workspace)
+    cli = TerraformCLI(root, env={"TF_DATA_DIR": str(ctx.workdir / "tfdata")}, workspace=workspace or tf.new_workspace)
     if tf.backend.type == "local" and ctx.loaded.resolve(tf.backend.path or tf.root).resolve() == root.resolve():
         # A local backend in the root's own directory: with a fresh data dir terraform sees the same files
         # as an "implicit" local backend and asks to copy them onto themselves. Say yes (a byte-identical
@@ -52,9 +53,11 @@ def _cli(ctx: Context) -> TerraformCLI:
     return cli
 
 
-def _vars(ctx: Context) -> dict[str, str]:
+def _vars(ctx: Context, *, old: bool = False) -> dict[str, str]:
+    tf = _tf(ctx)
+    merged = {**tf.variables, **tf.old_variables} if old else tf.variables
     return {k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in _tf(ctx).variables.items()}
+            for k, v in merged.items()}
 
 
 def _old_addresses(ctx: Context) -> list[str]:
@@ -89,24 +92,54 @@ def is_provisioned(ctx: Context) -> dict[str, Any] | None:
     return {"workspace": _tf(ctx).new_workspace} if set(wanted) <= have else None
 
 
+def _targeted_destroy(ctx: Context, workspace: str, targets: list[str], variables: dict[str, str]) -> None:
+    """plan -destroy of ``targets`` only, the gate (deletes of those and nothing else), then apply that plan."""
+    cli = _cli(ctx, workspace)
+    planfile = Path(ctx.workdir) / f"destroy-{workspace}.tfplan"
+    cli.run("plan", "-input=false", "-no-color", f"-out={planfile}", "-destroy", "-lock-timeout=0s",
+            *[f"-target={a}" for a in targets], *[f"-var={k}={v}" for k, v in variables.items()])
+    report = only_deletes_of(cli.show_json(planfile), targets, where=f"destroy plan of workspace {workspace}")
+    ctx.log(f"destroy gate passed for {workspace}: {report.counts()}")
+    cli.apply(planfile)
+    planfile.unlink(missing_ok=True)
+
+
 def destroy_new(ctx: Context) -> None:
     """Destroy what the apply created in the new workspace; the gate refuses anything the old one owns."""
     if not backend_for(ctx).exists(_tf(ctx).new_workspace):
         return
     old = set(_old_addresses(ctx))
-    created = [a for a in _new_addresses(ctx) if a not in old]
-    if not created:
-        return
-    cli = _cli(ctx)
-    planfile = Path(ctx.workdir) / "destroy.tfplan"
     # Shared resources are in the copy too: target only what the apply created.
-    res = cli.run("plan", "-input=false", "-no-color", f"-out={planfile}", "-destroy", "-lock-timeout=0s",
-                  *[f"-target={a}" for a in created], *[f"-var={k}={v}" for k, v in _vars(ctx).items()])
-    del res
-    plan = cli.show_json(planfile)
-    only_deletes_of(plan, created, where=f"destroy plan of workspace {_tf(ctx).new_workspace}")
-    cli.apply(planfile)
-    planfile.unlink(missing_ok=True)
+    created = [a for a in _new_addresses(ctx) if a not in old]
+    if created:
+        _targeted_destroy(ctx, _tf(ctx).new_workspace, created, _vars(ctx))
 
 
-__all__ = ["backend_config", "destroy_new", "is_provisioned", "provision"]
+def old_cluster_left(ctx: Context, addresses: list[str]) -> list[str]:
+    """The old cluster's instances still in the old workspace's state."""
+    tf = _tf(ctx)
+    backend = backend_for(ctx)
+    if not backend.exists(tf.workspace):
+        return []
+    state = backend.read(tf.workspace, keep_raw=False).state
+    return state.select(addresses) if state else []
+
+
+def destroy_old(ctx: Context, addresses: list[str]) -> dict[str, Any]:
+    """Decommission through terraform: destroy the old cluster's instances in the old workspace.
+
+    After the handover the old state holds only the old cluster; the gate still refuses any delete
+    outside its addresses, in case it does not.
+    """
+    left = old_cluster_left(ctx, addresses)
+    if left:
+        _targeted_destroy(ctx, _tf(ctx).workspace, left, _vars(ctx, old=True))
+    remaining = old_cluster_left(ctx, addresses)
+    if remaining:
+        raise StepFailed(f"terraform destroy left {len(remaining)} old-cluster object(s) in the state: "
+                         f"{', '.join(remaining[:5])}", where=f"workspace {_tf(ctx).workspace}",
+                         hint="read terraform's output above, fix the cause, then run the same command again")
+    return {"destroyed_addresses": len(left)}
+
+
+__all__ = ["backend_config", "destroy_new", "destroy_old", "is_provisioned", "old_cluster_left", "provision"]

@@ -6,39 +6,20 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import yaml
 from engine.kit import Project
 
-from migrate.sandbox import down, ensure_running, env_vars
-
-ROOT = Path(__file__).resolve().parents[2]
+from e2e.world import sandboxed_project
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The shipped migrate.yaml, pointed at a sandbox of its own in a temporary directory."""
-    import os
-
-    root = tmp_path_factory.mktemp("e2e")
-    cfg = yaml.safe_load((ROOT / "migrate.yaml").read_text())
-    cfg["sandbox"]["state_dir"] = str(root / "sandbox")
-    for env in cfg["environments"].values():
-        env["terraform"]["root"] = str(ROOT / env["terraform"]["root"])
-    (root / "migrate.yaml").write_text(yaml.safe_dump(cfg))
-    endpoints = ensure_running(root / "sandbox", timeout=30)
-    saved = dict(os.environ)
-    os.environ.update(env_vars(endpoints))
-    try:
-        yield Project(root), endpoints
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        down(root / "sandbox")
+    with sandboxed_project(tmp_path_factory.mktemp("e2e")) as world:
+        yield world
 
 
 def _status(p: Project, env: str) -> dict[str, Any]:

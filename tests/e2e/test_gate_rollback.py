@@ -5,39 +5,19 @@ by itself."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import yaml
 from engine.kit import Project
 
-from migrate.sandbox import down, ensure_running, env_vars
-
-ROOT = Path(__file__).resolve().parents[2]
+from e2e.world import sandboxed_project
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    import os
-
-    root = tmp_path_factory.mktemp("gate")
-    cfg = yaml.safe_load((ROOT / "migrate.yaml").read_text())
-    cfg["sandbox"]["state_dir"] = str(root / "sandbox")
-    dev = cfg["environments"]["dev"]
-    dev["terraform"]["root"] = str(ROOT / dev["terraform"]["root"])
-    cfg["environments"] = {"dev": dev}
-    (root / "migrate.yaml").write_text(yaml.safe_dump(cfg))
-    endpoints = ensure_running(root / "sandbox", timeout=30)
-    saved = dict(os.environ)
-    os.environ.update(env_vars(endpoints))
-    try:
-        yield Project(root)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        down(root / "sandbox")
+    with sandboxed_project(tmp_path_factory.mktemp("gate"), envs=["dev"]) as (project, _):
+        yield project
 
 
 def _weights() -> dict[str, int]:

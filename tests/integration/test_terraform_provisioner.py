@@ -118,3 +118,19 @@ def test_gate_refuses_a_plan_that_would_replace_a_shared_resource(project: Proje
     assert "terraform_data.vpc" in r.stderr and "protected" in r.stderr
     # nothing was applied: the copy still has no cluster object
     assert _tf(stack, "state", "list", ws="dev-green").stdout.split() == ["terraform_data.vpc"]
+
+
+def test_decommission_destroys_the_old_cluster_through_terraform(project: Project, stack: Path) -> None:
+    r = project.run("migrate", "--env", "dev")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = project.run("decommission", "--env", "dev")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "destroy gate passed for dev" in r.stdout
+    # The new workspace owns the shared VPC and its own cluster; the old one is gone with its cluster.
+    assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == [
+        "terraform_data.cluster", "terraform_data.vpc"]
+    assert "dev\n" not in _tf(stack, "workspace", "list").stdout.replace("*", " ").replace(" ", "")
+    assert json.loads(_tf(stack, "output", "-json", ws="dev-green").stdout)["cluster"]["value"] == \
+        "green-in-vpc-shared"
+    # Local backend: the retired workspace's last state is kept beside the others, as Terraform keeps backups.
+    assert list((stack / "terraform.tfstate.d").glob("dev.terraform.tfstate.*.backup"))
