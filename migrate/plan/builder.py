@@ -220,7 +220,7 @@ def _decommission_steps(env: Environment) -> list[tuple[str, tuple[str, str, dic
               if env.provisioner == "terraform" else
               f"cluster {old}, its node groups, add-ons and OIDC provider are deleted through the cloud API; "
               f"the old cluster's addresses then leave {ws}'s state (other cluster-owned objects, such as "
-              "IAM roles, are not deleted: list them in the review)")
+              "IAM roles, are not deleted: the step names them)")
     out.append(("destroy-old-cluster", ("destroy-old-cluster", f"Destroy cluster {old}",
                                         {"workspace": ws, "cluster": old}, effect,
                                         "none: destruction cannot be undone")))
