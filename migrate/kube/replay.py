@@ -9,6 +9,7 @@ Entry points the engine uses:
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -19,8 +20,8 @@ from typing import Any
 from migrate.config import Replay
 from migrate.kube.apply import FAILED, Applier, ApplyOptions, OnResult, Planned, Result
 from migrate.kube.client import APPLY_PATCH, KubeApiError, KubeClient
-from migrate.kube.discovery import discover
-from migrate.kube.export import Exported, Skipped, export
+from migrate.kube.discovery import ResourceType, discover, listable
+from migrate.kube.export import Exported, Skipped, export, skip_reason
 from migrate.kube.inventory import InventoryDiff, counts, diff, inventory_hash, kind_label
 from migrate.kube.manifests import render_summary_md, write_json, write_manifest, write_private
 from migrate.kube.objects import Key, Obj, dig, key_of
@@ -269,10 +270,39 @@ def created_entries(items: list[Planned], baseline: dict[str, str], now: dict[st
             if str(it.key) in now and baseline.get(str(it.key)) != now[str(it.key)]]
 
 
-def undo(kube: KubeClient, entries: list[dict[str, Any]]) -> dict[str, int]:
+def _foreign_object(kube: KubeClient, types: list[ResourceType], namespace: str, ours: set[str],
+                    statefulsets: set[str]) -> str | None:
+    """An object in `namespace` that the replay did not create, if any. Deleting the namespace would take
+    it along, so such a namespace stays. Objects the new cluster makes by itself (see `skip_reason`, and the
+    claims of the replay's StatefulSets, which carry no ownerReferences) do not count."""
+    for t in types:
+        if not t.namespaced:
+            continue
+        try:
+            for obj in kube.list_pages(t.path(namespace)):
+                name = str(dig(obj, "metadata", "name") or "")
+                if str(dig(obj, "metadata", "uid") or "") in ours or \
+                        skip_reason(obj, include_system_namespaces=True):
+                    continue
+                if t.kind == "PersistentVolumeClaim" and any(re.fullmatch(rf".+-{re.escape(s)}-\d+", name)
+                                                             for s in statefulsets):
+                    continue
+                return f"{t.kind}/{name}"
+        except KubeApiError as e:
+            if e.status in (403, 404, 405):
+                continue
+            raise
+    return None
+
+
+def undo(kube: KubeClient, entries: list[dict[str, Any]],
+         log: Callable[[str], None] | None = None) -> dict[str, int]:
     """Delete what the replay created, webhooks first and CRDs last; only an object with the recorded uid
-    (a same-named object someone made since is left alone). Deleting twice is harmless."""
+    (a same-named object someone made since is left alone), and never a namespace that holds an object
+    someone else put there. Deleting twice is harmless."""
     disc = discover(kube)
+    types = listable(disc)
+    ours = {str(e["uid"]) for e in entries}
     stats = {"deleted": 0, "terminating": 0, "gone": 0, "kept": 0}
     for phase in sorted({int(e["phase"]) for e in entries}, reverse=True):
         for e in (e for e in entries if int(e["phase"]) == phase):
@@ -280,6 +310,15 @@ def undo(kube: KubeClient, entries: list[dict[str, Any]]) -> dict[str, int]:
             if t is None:
                 stats["gone"] += 1  # its CRD is gone already, and the object with it
                 continue
+            if e["kind"] == "Namespace" and t.group == "":
+                sts = {str(x["name"]) for x in entries if x["kind"] == "StatefulSet" and x["namespace"] == e["name"]}
+                foreign = _foreign_object(kube, types, str(e["name"]), ours, sts)
+                if foreign:
+                    stats["kept"] += 1
+                    if log:
+                        log(f"replay undo: namespace {e['name']} kept: it holds {foreign}, which the replay "
+                            f"did not create")
+                    continue
             body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background",
                     "preconditions": {"uid": e["uid"]}}
             try:

@@ -200,7 +200,7 @@ class ReplayWorkloadsStep:
             return
         _path, _old_ctx, new_ctx = kubeconfig_of(ctx)
         with KubeClient.from_kubeconfig(_path, new_ctx, qps=ctx.env.replay.qps) as new:
-            stats = undo(new, entries)
+            stats = undo(new, entries, log=ctx.log)
         ctx.log(f"replay undo: {stats['deleted']} deleted, {stats['terminating']} terminating, "
                 f"{stats['gone']} already gone, "
                 f"{stats['kept']} kept (replaced by someone else since)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,12 @@ def test_undo_deletes_only_what_the_replay_created(old: Cluster, new: Cluster, k
     knew.request("DELETE", "/api/v1/namespaces/data/services/db")
     new.load([{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "data"},
                "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}}])
-    stats = undo(knew, entries)
-    assert stats["kept"] == 1 and stats["deleted"] + stats["terminating"] == len(entries) - 1
+    logged: list[str] = []
+    stats = undo(knew, entries, log=logged.append)
+    # Kept: the replaced Service, and the namespace `data` the replay created, because deleting it would
+    # take that Service along.
+    assert stats["kept"] == 2 and stats["deleted"] + stats["terminating"] == len(entries) - 2
+    assert logged == ["replay undo: namespace data kept: it holds Service/db, which the replay did not create"]
     assert new.exists("v1", "ConfigMap", "web-config", "shop")
     assert new.exists("v1", "ConfigMap", "unrelated", "default")
     assert new.exists("v1", "Namespace", "shop")
@@ -143,9 +148,13 @@ def test_undo_deletes_only_what_the_replay_created(old: Cluster, new: Cluster, k
         new.get("apps/v1", "Deployment", "web", "shop")["metadata"].get("deletionTimestamp")
     assert not new.exists("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.example.com")
     assert not new.exists("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "shop-policy")
-    # Twice is harmless.
+    assert not new.exists("apps/v1", "StatefulSet", "db", "data") or \
+        new.get("apps/v1", "StatefulSet", "db", "data")["metadata"].get("deletionTimestamp")
+    # Twice is harmless, and the other owner's Service outlives any namespace deletion.
+    time.sleep(1.5)
     again = undo(knew, entries)
-    assert again["deleted"] == 0 and again["kept"] == 1
+    assert again["deleted"] == 0 and again["kept"] == 2
+    assert new.exists("v1", "Service", "db", "data") and new.exists("v1", "Namespace", "data")
 
 
 def test_review_and_apply_agree_on_keys(old: Cluster, kold: KubeClient) -> None:
