@@ -151,6 +151,9 @@ class ReplayWorkloadsStep:
                     now = live_uids(new, unknown)
                     baseline.update({str(it.key): now.get(str(it.key), "") for it in unknown})
                     write_json(paths["baseline"], baseline)
+                # An earlier attempt's record would be stale once this one creates anything: without it,
+                # rollback recomputes what was created from the baseline.
+                paths["created"].unlink(missing_ok=True)
                 log = self.on_result or _progress(ctx)
                 report = replay(plan, new, cfg, names, on_result=log)
                 created = created_entries(plan.items, baseline, live_uids(new, plan.items))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from migrate.errors import StepFailed
+from migrate.kube.apply import Result
 from migrate.kube.client import KubeClient
 from migrate.steps.replay import ReplayWorkloadsStep, WaitWorkloadsReadyStep, kubeconfig_of
 from replay.engine import context, merged_kubeconfig, step, write_config
@@ -119,6 +120,36 @@ def test_rollback_after_kill_before_record(old: Cluster, new: Cluster, kubeconfi
         left = [o["metadata"]["name"] for o in k.list_pages("/apis/apps/v1/deployments")
                 if not o["metadata"].get("deletionTimestamp")]
     assert left == []
+
+
+def test_rollback_after_a_failed_then_interrupted_attempt(old: Cluster, new: Cluster, kubeconfig: Path,
+                                                          tmp_path: Path) -> None:
+    """Attempt 1 fails and writes its record; attempt 2 creates more and dies: undo must not trust record 1."""
+    seed(old)
+    bad = [*SAMPLE_TRANSFORMS, {"name": "bad-label", "match": {"kind": "Secret"}, "set_labels": {"x": "-bad-"}}]
+    kind = ReplayWorkloadsStep()
+    with pytest.raises(StepFailed):
+        kind.apply(step("replay-workloads"), context(write_config(tmp_path, {"transforms": bad, **FAST}),
+                                                     tmp_path / "work", kubeconfig))
+    assert (tmp_path / "work/replay/created.json").exists()
+    old.load([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late", "namespace": "shop"},
+               "data": {"k": "v"}}])
+
+    class Killed(Exception):
+        pass
+
+    def die_after_late(r: Result) -> None:
+        if r.key.name == "late":
+            raise Killed
+
+    kind.on_result = die_after_late
+    ctx = context(write_config(tmp_path, {"transforms": SAMPLE_TRANSFORMS, **FAST}), tmp_path / "work", kubeconfig)
+    with pytest.raises(Killed):
+        kind.apply(step("replay-workloads"), ctx)
+    assert new.exists("v1", "ConfigMap", "late", "shop")
+    kind.rollback(step("replay-workloads"), ctx, {})
+    assert not new.exists("v1", "ConfigMap", "late", "shop") or \
+        new.get("v1", "ConfigMap", "late", "shop")["metadata"].get("deletionTimestamp")
 
 
 def test_facts_follow_content_not_status(old: Cluster, new: Cluster, kubeconfig: Path, tmp_path: Path) -> None:
