@@ -133,6 +133,11 @@ def test_never_ready_and_failed_rollout(server: KubeAPIServer, api_client: kuber
     assert p.returncode == 1 and "timed out waiting" in p.stderr
     p = kubectl.run("rollout", "status", "-n", namespace, "deploy/broken", "--timeout=5s", check=False)
     assert p.returncode == 1 and 'deployment "broken" exceeded its progress deadline' in p.stderr
+    # Clearing the fault lets the controllers finish the rollout without anyone touching the object.
+    server.faults.clear()
+    assert server.wait_idle(5)
+    assert apps.read_namespaced_deployment("stuck", namespace).status.ready_replicas == 2
+    kubectl.run("rollout", "status", "-n", namespace, "deploy/stuck", "--timeout=5s")
 
 
 def test_api_errors_for_n_requests(server: KubeAPIServer, api_client: kubernetes.client.ApiClient,

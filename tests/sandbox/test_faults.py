@@ -42,6 +42,9 @@ def test_never_ready_workload_answers_503_until_cleared(sandbox: dict[str, Any],
     lb = wait_for(lambda: server.lb_hostname("shop", "canary"), what="LB hostname")
     code, _, body = http(plane + "/", lb)
     assert code == 503 and body["deployment"] == "canary" and "not ready" in body["error"]
+    # Cleared: the workload becomes ready by itself and the data plane answers.
+    lifecycle.control(sandbox, "DELETE", "/faults")
+    wait_for(lambda: http(plane + "/", lb)[0] == 200, what="canary to answer 200 after the fault is cleared")
 
 
 class _Remote:

@@ -62,6 +62,7 @@ class Controllers:
         self._stop = False
         self._thread: threading.Thread | None = None
         api.store.subscribe(self._on_event)
+        api.faults.subscribe(self._on_faults_changed)
 
     # ------------------------------------------------------------------ queue
 
@@ -95,6 +96,12 @@ class Controllers:
                 self._schedule(("ns-init", ev.bucket, "", meta["name"]), 0)
         elif ev.bucket in _WORKLOADS:
             self._schedule(("reconcile", ev.bucket, ev.namespace, meta["name"]), self.delay)
+
+    def _on_faults_changed(self, keys: list[tuple[str, str, str]]) -> None:
+        for resource, ns, name in keys:
+            bucket = next(((rt.group, rt.plural) for rt in self.api.registry.all() if rt.plural == resource), None)
+            if bucket in _WORKLOADS:
+                self._schedule(("reconcile", bucket, ns, name), 0)
 
     def _loop(self) -> None:
         while True:

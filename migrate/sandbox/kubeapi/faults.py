@@ -5,6 +5,7 @@ annotation on the object itself (`sandbox.migrate.dev/fault: never-ready|failed-
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,6 +45,16 @@ class Faults:
     _api: list[ApiFault] = field(default_factory=list)
     _workloads: dict[tuple[str, str, str], str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called with the (resource, namespace, name) whose workload fault was set or cleared, so the
+    # controllers reconcile them now rather than at the object's next change.
+    _listeners: list[Callable[[list[tuple[str, str, str]]], None]] = field(default_factory=list)
+
+    def subscribe(self, listener: Callable[[list[tuple[str, str, str]]], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self, keys: list[tuple[str, str, str]]) -> None:
+        for listener in list(self._listeners):
+            listener(keys)
 
     def api_errors(self, code: int = 503, count: int = 1, *, resource: str | None = None,
                    namespace: str | None = None, name: str | None = None, verbs: list[str] | None = None,
@@ -66,11 +77,14 @@ class Faults:
     def _set_workload(self, resource: str, namespace: str, name: str, fault: str) -> None:
         with self._lock:
             self._workloads[(resource, namespace, name)] = fault
+        self._changed([(resource, namespace, name)])
 
     def clear(self) -> None:
         with self._lock:
             self._api.clear()
+            cleared = list(self._workloads)
             self._workloads.clear()
+        self._changed(cleared)
 
     def check(self, verb: str, resource: str | None, namespace: str | None, name: str | None) -> None:
         """Raise the injected error if a fault matches this request, using up one of its N answers."""
