@@ -94,7 +94,12 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def up(state_dir: Path, timeout: float = 10.0) -> dict[str, Any]:
+# How long to wait for a starting daemon before giving up: a failure bound, well above the usual 3-9 s,
+# because a loaded 2-core machine can be slow to import moto and the emulators.
+START_TIMEOUT = 60.0
+
+
+def up(state_dir: Path, timeout: float = START_TIMEOUT) -> dict[str, Any]:
     """Start the daemon unless one is running; wait until it is ready; return its endpoints."""
     found = running(state_dir)
     if found is not None:
@@ -126,7 +131,7 @@ def up(state_dir: Path, timeout: float = 10.0) -> dict[str, Any]:
                        f"See its log: {layout.log}")
 
 
-def ensure_running(state_dir: Path, timeout: float = 10) -> dict[str, Any]:
+def ensure_running(state_dir: Path, timeout: float = START_TIMEOUT) -> dict[str, Any]:
     """What `migrate` calls when the config points at the sandbox: start it if needed, return its endpoints."""
     return up(Path(state_dir), timeout)
 
@@ -173,7 +178,7 @@ def status(state_dir: Path) -> dict[str, Any]:
     return {"running": True, "endpoints": doc, **live}
 
 
-def reset(state_dir: Path, timeout: float = 10.0) -> dict[str, Any]:
+def reset(state_dir: Path, timeout: float = START_TIMEOUT) -> dict[str, Any]:
     """Back to the seeds: every change made to the emulated cloud is dropped (the state is in memory)."""
     down(state_dir)
     return up(state_dir, timeout)

@@ -19,7 +19,7 @@ _DIR = str(DEFAULT_STATE_DIR)
 
 
 @task(help={"state_dir": "where the sandbox keeps its files", "timeout": "seconds to wait for readiness"})
-def up(c: Context, state_dir: str = _DIR, timeout: float = 10.0) -> None:
+def up(c: Context, state_dir: str = _DIR, timeout: float = lifecycle.START_TIMEOUT) -> None:
     """Start the embedded cloud in the background (idempotent)."""
     t0 = time.monotonic()
     try:
@@ -46,7 +46,7 @@ def status(c: Context, state_dir: str = _DIR) -> None:
 
 
 @task(help={"state_dir": "where the sandbox keeps its files", "timeout": "seconds to wait for readiness"})
-def reset(c: Context, state_dir: str = _DIR, timeout: float = 10.0) -> None:
+def reset(c: Context, state_dir: str = _DIR, timeout: float = lifecycle.START_TIMEOUT) -> None:
     """Back to the seeds: stop, then start afresh."""
     try:
         doc = lifecycle.reset(Path(state_dir), timeout)

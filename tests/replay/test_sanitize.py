@@ -194,7 +194,7 @@ def objects(draw: st.DrawFn) -> dict[str, Any]:
             **({"status": draw(json_values)} if draw(st.booleans()) else {})}
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # a loaded CI machine is slow, not wrong
 @given(objects())
 def test_sanitize_is_idempotent_and_strips_server_fields(obj: dict[str, Any]) -> None:
     once, _ = s.sanitize(obj)
