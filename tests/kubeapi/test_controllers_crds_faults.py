@@ -174,3 +174,23 @@ def test_kubectl_retries_through_a_429(server: KubeAPIServer, kubectl: Kubectl, 
     server.faults.api_errors(429, count=1, resource="configmaps", verbs=["list"])
     kubectl.run("get", "cm", "-n", namespace)
     assert server.faults.snapshot()["api"] == []
+
+
+def test_deployment_revisions_for_rollout_history_and_undo(server: KubeAPIServer,
+                                                          api_client: kubernetes.client.ApiClient,
+                                                          kubectl: Kubectl, namespace: str) -> None:
+    apps = kubernetes.client.AppsV1Api(api_client)
+    apps.create_namespaced_deployment(namespace, deployment("rev", image="nginx:1.25"))
+    assert server.wait_idle(5)
+    kubectl.run("set", "image", "-n", namespace, "deploy/rev", "app=nginx:1.26")
+    assert server.wait_idle(5)
+    dep = apps.read_namespaced_deployment("rev", namespace)
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+    history = kubectl.run("rollout", "history", "-n", namespace, "deploy/rev").stdout
+    assert [ln.split()[0] for ln in history.splitlines()[2:] if ln.strip()] == ["1", "2"]
+    kubectl.run("rollout", "undo", "-n", namespace, "deploy/rev")
+    assert server.wait_idle(5)
+    dep = apps.read_namespaced_deployment("rev", namespace)
+    assert dep.spec.template.spec.containers[0].image == "nginx:1.25"
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    kubectl.run("rollout", "status", "-n", namespace, "deploy/rev", "--timeout=5s")

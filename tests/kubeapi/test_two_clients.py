@@ -243,6 +243,7 @@ def normalize(obj: dict[str, Any] | None, status: bool = True) -> Any:
         meta.pop(k, None)
     ann = meta.get("annotations") or {}
     ann.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    ann.pop("deployment.kubernetes.io/revision", None)  # the controller's, written whenever it gets to it
     if not ann:
         meta.pop("annotations", None)
     spec = o.get("spec") or {}

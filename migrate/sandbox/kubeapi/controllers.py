@@ -44,6 +44,16 @@ def _conditions(old: list[Obj] | None, wanted: list[tuple[str, str, str, str]], 
     return out
 
 
+_REVISION = "deployment.kubernetes.io/revision"
+
+
+def _revision(obj: Obj | None) -> int:
+    try:
+        return int(((obj or {}).get("metadata", {}).get("annotations") or {}).get(_REVISION, 0))
+    except ValueError:
+        return 0
+
+
 def _nonzero(d: Obj) -> Obj:
     # Real status structs omit zero counters (`omitempty`).
     return {k: v for k, v in d.items() if v not in (0, None)}
@@ -260,20 +270,34 @@ class Controllers:
         ns = meta["namespace"]
         owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"], "uid": meta["uid"],
                  "controller": True, "blockOwnerDeletion": True}
+        others = 0  # the highest revision among the deployment's other ReplicaSets
         for rs in self.api.store.objects(("apps", "replicasets"), ns):
             refs = rs["metadata"].get("ownerReferences") or []
-            if any(r.get("uid") == meta["uid"] for r in refs) and rs["metadata"]["name"] != rs_name \
-                    and (rs.get("spec") or {}).get("replicas", 0) != 0:
+            if not any(r.get("uid") == meta["uid"] for r in refs) or rs["metadata"]["name"] == rs_name:
+                continue
+            others = max(others, _revision(rs))
+            if (rs.get("spec") or {}).get("replicas", 0) != 0:
                 def zero(o: Obj) -> None:
                     o["spec"]["replicas"] = 0
                 self.api.update_internal(rs_rt, ns, rs["metadata"]["name"], zero, subresource="")
         existing = self.api.store.get(("apps", "replicasets"), ns, rs_name)
+        # As the deployment controller does: the current template's ReplicaSet carries the highest revision
+        # (a rollback to an older template moves that ReplicaSet to the top), and so does the Deployment.
+        revision = _revision(existing) if existing is not None and _revision(existing) > others else others + 1
+        if existing is not None and _revision(existing) != revision:
+            def bump(o: Obj) -> None:
+                o["metadata"].setdefault("annotations", {})[_REVISION] = str(revision)
+            self.api.update_internal(rs_rt, ns, rs_name, bump, subresource="")
+        if (meta.get("annotations") or {}).get(_REVISION) != str(revision):
+            def mark(o: Obj) -> None:
+                o["metadata"].setdefault("annotations", {})[_REVISION] = str(revision)
+            self.api.update_internal(self._rt(("apps", "deployments")), ns, meta["name"], mark, subresource="")
         if existing is None:
             tmeta = dict(template.get("metadata") or {})
             tmeta["labels"] = {**(tmeta.get("labels") or {}), "pod-template-hash": h}
             selector = json.loads(json.dumps(spec.get("selector") or {}))
             selector.setdefault("matchLabels", {})["pod-template-hash"] = h
-            annotations = {"deployment.kubernetes.io/desired-replicas": str(replicas)}
+            annotations = {"deployment.kubernetes.io/desired-replicas": str(replicas), _REVISION: str(revision)}
             if fault:
                 annotations["sandbox.migrate.dev/fault"] = fault
             self.api.create_internal(rs_rt, {
