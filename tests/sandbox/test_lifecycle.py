@@ -12,7 +12,7 @@ from invoke import Collection, Program
 
 from migrate.sandbox import lifecycle
 from migrate.sandbox.tasks import namespace
-from sandbox.sandboxkit import listening_addresses, processes_in_group
+from sandbox.sandboxkit import aws, listening_addresses, processes_in_group
 
 UP_BUDGET = 10.0
 
@@ -81,3 +81,20 @@ def test_module_cli_down_kills_a_daemon_it_did_not_start(tmp_path: Path) -> None
     status = subprocess.run([sys.executable, "-m", "migrate.sandbox", "--state-dir", str(state), "status"],
                             capture_output=True, text=True, timeout=30)
     assert status.returncode == 3 and '"running": false' in status.stdout
+
+
+def test_reset_starts_over_from_the_seeds(tmp_path: Path) -> None:
+    state = tmp_path / "sbx"
+    doc = lifecycle.up(state)
+    try:
+        s3 = aws(doc, "s3")
+        s3.put_object(Bucket="sandbox-tfstate", Key="marker", Body=b"x")
+        invoke("sandbox.reset", "--state-dir", str(state))
+        fresh = json.loads((state / "endpoints.json").read_text())
+        assert fresh["pid"] != doc["pid"] and not lifecycle.pid_alive(doc["pid"])
+        s3 = aws(fresh, "s3")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="sandbox-tfstate").get("Contents", [])]
+        assert "marker" not in keys
+        assert any(k.endswith("platform/terraform.tfstate") for k in keys), keys  # the seeded states are back
+    finally:
+        lifecycle.down(state)
