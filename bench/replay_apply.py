@@ -8,8 +8,8 @@ fresh emulator, measured in the same run, and the ratio. Figures are printed, ne
 
 Each emulator runs in its own process (as the sandbox runs them), so the client and the server do not share
 one interpreter. The replay runs in a child process of its own so that its peak RSS is its own.
-`--qps 0` switches the client-side rate limit off; the default configuration (50 qps) is measured on a
-smaller sample with `--default-qps-sample N` because it bounds throughput at 50 writes per second by design.
+`--qps 0` switches the client-side rate limit off; the default configuration (100 qps) is measured on a
+smaller sample with `--default-qps-sample N` because it bounds throughput at 100 writes per second by design.
 """
 
 from __future__ import annotations

@@ -20,14 +20,15 @@ import kubernetes
 import urllib3
 from kubernetes.config.config_exception import ConfigException
 
+from migrate.config import DEFAULT_REPLAY_QPS
 from migrate.errors import ProviderError
 from migrate.kube.objects import Obj
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
-# client-go's defaults (5 qps) stall big replays (velero #7516); velero uses 100. 50 stays well under the
+# client-go's defaults (5 qps) stall big replays (velero #7516); velero uses 100, well under the
 # 200 mutating requests in flight a default control plane admits.
-DEFAULT_QPS = 50.0
+DEFAULT_QPS = DEFAULT_REPLAY_QPS  # one default for the client and migrate.yaml
 
 
 class KubeApiError(ProviderError):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from migrate.config import Replay
 from migrate.errors import ProviderError
 from migrate.kube.client import DEFAULT_QPS, KubeApiError, KubeClient, RateLimiter
 from migrate.kube.discovery import discover, listable
@@ -22,6 +23,8 @@ def test_rate_limiter_bounds_throughput() -> None:
 
 
 def test_default_rate_limit_is_conservative() -> None:
+    # What a replay uses when migrate.yaml says nothing, and what a bare client uses: the same, and modest.
+    assert Replay().qps == DEFAULT_QPS
     assert 0 < DEFAULT_QPS <= 100
 
 
