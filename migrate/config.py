@@ -255,6 +255,10 @@ class Transform(_Model):
         return self
 
 
+# Client-side writes per second against a cluster's API: velero's server default, safe for managed control planes.
+DEFAULT_REPLAY_QPS = 100.0
+
+
 class Replay(_Model):
     namespaces: Selection = Selection()
     kinds: Selection = Selection()
@@ -262,7 +266,7 @@ class Replay(_Model):
     include_system_namespaces: bool = False
     transforms: list[Transform] = []
     concurrency: int = Field(8, ge=1, le=256)
-    qps: float = Field(100.0, gt=0, le=10000)  # velero's server default; concurrency bounds in-flight writes
+    qps: float = Field(DEFAULT_REPLAY_QPS, gt=0, le=10000)  # concurrency bounds in-flight writes
     ready_timeout: Duration = 600.0
 
 
