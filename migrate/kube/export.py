@@ -47,6 +47,8 @@ class Exported:
     skipped: list[Skipped] = field(default_factory=list)
     discovery: Discovery = field(default_factory=Discovery)
     warnings: list[str] = field(default_factory=list)
+    # Served kinds that are not even listed ("Kind.group" -> reason): nodes, events, the config's kind filter.
+    skipped_kinds: dict[str, str] = field(default_factory=dict)
 
 
 # --- skip rules (pure) --------------------------------------------------------------------------------
@@ -180,19 +182,26 @@ def iter_objects(kube: KubeClient, types: list[ResourceType],
             raise
 
 
-def _kind_wanted(t: ResourceType, cfg: Replay) -> bool:
-    # Types the configuration rules out are not even listed: a big cluster's events or pods cost real time.
+def _kind_skipped(t: ResourceType, cfg: Replay) -> str | None:
+    """Why a whole type is not listed (a big cluster's events or pods cost real time), or None."""
     key = Key(t.group, t.kind, "", "")
     if (t.group, t.kind) in NEVER_COPIED:
-        return False
-    return _selected(cfg.kinds, lambda p: _kind_matches(p, key, t.plural)) is None
+        return NEVER_COPIED[(t.group, t.kind)]
+    why = _selected(cfg.kinds, lambda p: _kind_matches(p, key, t.plural))
+    return f"kind {why}" if why else None
 
 
 def export(kube: KubeClient, cfg: Replay, discovery: Discovery | None = None) -> Exported:
     d = discovery or discover(kube)
     out = Exported(discovery=d)
     out.warnings.extend(f"API {gv} is unavailable: {why}" for gv, why in d.unavailable.items())
-    types = [t for t in listable(d) if _kind_wanted(t, cfg)]
+    types = []
+    for t in listable(d):
+        why = _kind_skipped(t, cfg)
+        if why:
+            out.skipped_kinds[f"{t.kind}.{t.group}" if t.group else t.kind] = why
+        else:
+            types.append(t)
     for t, obj in iter_objects(kube, types, out.warnings):
         why = classify(obj, cfg, t.plural)
         if why:

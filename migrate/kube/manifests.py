@@ -68,6 +68,9 @@ def render_summary_md(s: dict[str, Any]) -> str:
         lines += [f"| {i['object']} | `{i['rule']}` | {i['reason']} |" for i in s["invalid"]]
     lines += ["", "## Skipped (never copied)", "", "| reason | objects |", "|---|---|"]
     lines += [f"| {r} | {n} |" for r, n in s["skipped_by_reason"].items()]
+    if s.get("skipped_kinds"):
+        lines += ["", "## Kinds not read at all", "", "| kind | reason |", "|---|---|"]
+        lines += [f"| {k} | {r} |" for k, r in s["skipped_kinds"].items()]
     if s.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in s["warnings"]]
     lines += ["", "Secrets' data is redacted in `manifests/`; everything else is exactly what will be applied.", ""]

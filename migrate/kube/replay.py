@@ -56,6 +56,7 @@ class ReplayPlan:
     skipped: list[Skipped] = field(default_factory=list)
     invalid: list[Invalid] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped_kinds: dict[str, str] = field(default_factory=dict)
     context: TransformContext = field(default_factory=TransformContext)
     inventory: str = ""  # hash of the old cluster's selected objects, for the plan fingerprint
 
@@ -76,6 +77,7 @@ class ReplayPlan:
             "invalid": [i.to_dict() for i in self.invalid],
             "skipped_by_reason": dict(reasons.most_common()),
             "skipped": [{"object": str(s.key), "reason": s.reason} for s in self.skipped],
+            "skipped_kinds": dict(sorted(self.skipped_kinds.items())),
             "warnings": self.warnings,
         }
 
@@ -83,7 +85,8 @@ class ReplayPlan:
 def build_plan(exported: Exported, cfg: Replay, names: ClusterNames) -> ReplayPlan:
     """Sanitize and transform every exported object, in apply order. Pure apart from reading `exported`."""
     ctx = context_of(names)
-    plan = ReplayPlan(skipped=list(exported.skipped), warnings=list(exported.warnings), context=ctx)
+    plan = ReplayPlan(skipped=list(exported.skipped), warnings=list(exported.warnings),
+                      skipped_kinds=dict(exported.skipped_kinds), context=ctx)
     cleaned = []
     for src in exported.objects:
         clean, rules = sanitize(src)

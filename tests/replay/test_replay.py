@@ -106,6 +106,10 @@ def test_dry_run_review_writes_exact_manifests_with_secrets_redacted(old: Cluste
     assert "c2VjcmV0" not in "".join(f.read_text() for f in files)
     md = (out / "summary.md").read_text()
     assert "| Deployment.apps | 16 |" in md and "Skipped" in md
+    # Whole kinds left unread are in the review too, each with its reason.
+    assert summary["skipped_kinds"]["Node"] == "nodes belong to the old cluster"
+    assert summary["skipped_kinds"]["Event"] == "events are history, not configuration"
+    assert "| Node | nodes belong to the old cluster |" in md
     assert json.loads((out / "summary.json").read_text())["counts"] == summary["counts"]
     assert stat.S_IMODE((out / "summary.json").stat().st_mode) == 0o600
     # The review is exactly what is applied: the same plan applied gives these objects.
