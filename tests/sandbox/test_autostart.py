@@ -36,6 +36,13 @@ def test_plan_starts_the_sandbox_when_none_is_running(tmp_path: Path) -> None:
         assert lifecycle.pid_alive(doc["pid"])
         plans = sorted((tmp_path / "plans").glob("dev-*.plan.json"))
         assert len(plans) == 1 and json.loads(plans[0].read_text())["env"] == "dev"
+        # Beside the plan: the replay's exact manifests, Secrets redacted, and its summary.
+        review = plans[0].with_name(plans[0].name.removesuffix(".plan.json"))
+        secrets = sorted((review / "manifests").rglob("Secret--*.yaml"))
+        assert secrets and (review / "summary.md").exists()
+        for f in secrets:
+            data = yaml.safe_load(f.read_text()).get("data") or {}
+            assert data and set(data.values()) == {"<redacted>"}, f
         # A second command finds the running sandbox instead of starting another.
         again = subprocess.run([sys.executable, "-m", "migrate", "status", "--env", "dev"], cwd=tmp_path, env=env,
                                capture_output=True, text=True, timeout=60, check=False)
