@@ -508,6 +508,15 @@ class Environment(_Model):
             raise ValueError("journal: 'backend' keeps the journal next to the terraform state; add terraform")
         if self.provisioner == "terraform" and self.terraform is None:
             raise ValueError("provisioner: 'terraform' needs a terraform section")
+        uses_aws = [*([f"the {self.traffic.router} router"] if self.traffic and "shift-traffic" not in self.skip
+                      else []),
+                    *(["the temporary gateway"] if self.gateway.enabled and not self.gateway.url
+                      and "open-gateway" not in self.skip else [])]
+        if uses_aws and self.aws is None and not self.gateway.region:
+            raise ValueError(f"gateway.region: missing; this environment has no aws section, but "
+                             f"{' and '.join(uses_aws)} {'use' if len(uses_aws) > 1 else 'uses'} AWS: set "
+                             "gateway.region (the AWS region of the gateway and the Route 53 calls), or give the "
+                             "environment an aws section")
         return self
 
 

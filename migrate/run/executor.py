@@ -104,6 +104,7 @@ class Executor:
                 self._record("step.failed", step, error=str(e), error_type=type(e).__name__,
                              retryable=e.retryable)
                 self._emit("step.failed", f"{label}: {e.what}", step, error=e.to_dict())
+                self._record_reverted(step, e)
                 raise
             state = self.state()
             if step.pause_after and i < total:
@@ -114,6 +115,29 @@ class Executor:
         self._record("run.completed")
         self._emit("run.completed", f"{self.plan.env}: all {total} steps done")
         return self.state()
+
+    def _record_reverted(self, failed: Step, error: MigrateError) -> None:
+        """Journal the earlier steps a failure took back (a failed gate's automatic rollback to the old
+        cluster undoes the earlier weight steps): the same ``step.rolled_back`` record as ``rollback``, marked
+        automatic, so a resume treats them as pending and runs them again, in order."""
+        impl = registry.get(failed.kind)
+        reverted: Callable[[Step, Context, MigrateError], list[str]] | None = getattr(
+            impl, "reverted_by_failure", None)
+        if reverted is None:
+            return
+        try:
+            ids = set(reverted(failed, self.ctx, error))
+        except MigrateError as e:  # never hide the failure itself; the step's own guard catches it on resume
+            self._emit("step.progress", f"could not tell which earlier steps {failed.id} undid: {e.what}", failed)
+            return
+        state = self.state()
+        for step in self.plan.steps:
+            if step.id == failed.id:
+                break
+            if step.id in ids and state.step(step.id).status == DONE:
+                self._record("step.rolled_back", step, automatic=True, cause=failed.id, reason=error.what)
+                self._emit("step.rolled_back", f"no longer in effect after {failed.id} failed: {step.title}; "
+                           "the next run does it again", step, automatic=True, cause=failed.id)
 
     # -- backward ----------------------------------------------------------
 

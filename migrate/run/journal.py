@@ -1,5 +1,9 @@
 """The run journal: append-only JSON lines, one record per transition, fsynced per record.
 
+A step's undo is a ``step.rolled_back`` record, whether ``rollback`` undid it or a later step's failure did
+(``automatic: true`` and ``cause``: a failed gate sends traffic back to the old cluster, which undoes the
+earlier weight steps). Either way the step is no longer done, and a resume runs it again.
+
 A process killed mid-write leaves at most a torn last line, which was never
 acknowledged; it is cut off before the next append. A bad line anywhere else
 is corruption and is refused.
@@ -98,6 +102,9 @@ class StepState:
     error: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    # Set when a later step's failure took this one back (``step.rolled_back`` with ``automatic``): the step
+    # whose automatic rollback undid it. A resume runs a rolled-back step again.
+    undone_by: str | None = None
 
 
 @dataclass
@@ -144,7 +151,7 @@ def fold(records: list[dict[str, Any]]) -> dict[str, RunState]:
             run.approvals.append({k: v for k, v in rec.items() if k not in ("type", "run")})
         elif t == "step.started":
             st = run.step(rec["step"])
-            st.status, st.started_at, st.error = STARTED, rec["ts"], None
+            st.status, st.started_at, st.error, st.undone_by = STARTED, rec["ts"], None, None
             run.status = "running"
         elif t == "step.done":
             st = run.step(rec["step"])
@@ -154,7 +161,10 @@ def fold(records: list[dict[str, Any]]) -> dict[str, RunState]:
             st.status, st.finished_at, st.error = FAILED, rec["ts"], rec.get("error")
             run.status, run.error = "failed", rec.get("error")
         elif t == "step.rolled_back":
-            run.step(rec["step"]).status = ROLLED_BACK
+            st = run.step(rec["step"])
+            st.status = ROLLED_BACK
+            if rec.get("automatic"):
+                st.undone_by = rec.get("cause")
         elif t == "run.paused":
             run.status, run.paused_after = "paused", rec.get("step")
         elif t == "run.continued":

@@ -20,7 +20,7 @@ from migrate.cloud.aws.cloudwatch import alarm_state
 from migrate.cloud.aws.route53 import Route53
 from migrate.cloud.aws.session import make_session
 from migrate.config import Traffic
-from migrate.errors import GateFailed, StepFailed
+from migrate.errors import GateFailed, MigrateError, StepFailed
 from migrate.kube.client import KubeClient
 from migrate.plan.model import Step
 from migrate.steps.base import Context
@@ -322,6 +322,11 @@ class ShiftTrafficStep:
         split = split_of(step.params["weights"])
         targets = resolve_targets(ctx)
         router = make_router(ctx, targets)
+        _check_earlier_steps_in_effect(step, ctx, router)
+        applied = router.effective(split)
+        note = _all_or_nothing_note(router, split, applied)
+        if note:
+            ctx.log(note)
         url = entry_url(ctx)
         baseline = measure_baseline(ctx, router, url)
         spec = StepSpec(tag=step.id, split=split, soak_s=float(step.params.get("soak_s", t.soak)),
@@ -336,16 +341,28 @@ class ShiftTrafficStep:
             clear_soaked(ctx)
             _report_failure(ctx, e)
             raise
-        outputs = {"weights": split.to_dict(), "applied": router.effective(split).to_dict(),
-                   "new_share": round(router.effective(split).new_share, 4), "router": router.describe(),
+        outputs = {"weights": split.to_dict(), "applied": applied.to_dict(),
+                   "new_share": round(applied.new_share, 4), "router": router.describe(),
                    "new_target": targets.get("new_host"), "insync_s": round(outcome.insync_s, 3),
                    "settle_s": router.settle_s, "soak_s": spec.soak_s, "gates_evaluated": outcome.gates_evaluated,
                    "soak_window": outcome.soak_window,
-                   "baseline_p95_ms": (baseline or {}).get("p95_ms")}
+                   "baseline_p95_ms": (baseline or {}).get("p95_ms"), **({"note": note} if note else {})}
         soaked = read_json(_soaked_path(ctx)) or {}
         soaked[step.id] = {"weights": split.to_dict(), "t": time.time(), "outputs": outputs}
         write_json(_soaked_path(ctx), soaked)
         return outputs
+
+    def reverted_by_failure(self, step: Step, ctx: Context, error: MigrateError) -> list[str]:
+        """The earlier shift-traffic steps this failure took back. A failed gate sends all traffic to the old
+        cluster (the cutover loop raises GateFailed only after that is in sync), so none of the earlier weight
+        steps is in effect any more; for any other failure, only when the router reads 100 % old. The engine
+        journals them as rolled back, and the next run re-shifts and re-soaks from the first step."""
+        earlier = _earlier_shifts(step, ctx)
+        if not earlier:
+            return []
+        if isinstance(error, GateFailed) or current_split(ctx).all_old:
+            return [s.id for s in earlier]
+        return []
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
         """100 % old in one batch; nothing to do when it already is (safe twice)."""
@@ -353,6 +370,46 @@ class ShiftTrafficStep:
         if router.current() != router.effective(ALL_OLD):
             rollback_to_old(router, timeline_file(ctx), step.id, "rollback requested")
         clear_soaked(ctx)
+
+
+def _earlier_shifts(step: Step, ctx: Context) -> list[Step]:
+    if ctx.plan is None:
+        return []
+    ids = [s.id for s in ctx.plan.steps]
+    if step.id not in ids:
+        return []
+    return [s for s in ctx.plan.steps[:ids.index(step.id)] if s.kind == ShiftTrafficStep.kind]
+
+
+def _check_earlier_steps_in_effect(step: Step, ctx: Context, router: Router) -> None:
+    """Refuse to jump from 100 % old to a later weight step, skipping the canary and its soak. The engine
+    journals the earlier steps as undone when a gate's automatic rollback takes them back; this catches a
+    return to the old cluster it never saw (killed during the rollback, a partial ``rollback --to``, a change
+    by hand). The failure marks those steps undone (``reverted_by_failure``): the next run starts at the first."""
+    earlier = _earlier_shifts(step, ctx)
+    if not earlier:
+        return
+    expected = router.effective(split_of(earlier[-1].params["weights"]))
+    if expected.all_old or not router.current().all_old:
+        return
+    raise StepFailed(
+        f"all traffic is on the old cluster, but {step.id} follows {earlier[-1].id} ({expected.label()}), "
+        "which is no longer in effect",
+        where=router.describe(),
+        hint="nothing was changed; the earlier weight steps are now journaled as undone: run the same command "
+             "again to re-shift and re-soak from the first step",
+    )
+
+
+def _all_or_nothing_note(router: Router, split: Split, applied: Split) -> str | None:
+    """What a router that cannot express the split does instead (the gateway router: one integration)."""
+    if applied == split:
+        return None
+    if applied.new_share == 0:
+        return (f"{router.describe()} is all-or-nothing: {split.label()} cannot be expressed with one "
+                "integration; traffic stays 100% on the old cluster and this step only soaks")
+    return (f"{router.describe()} is all-or-nothing: {split.label()} cannot be expressed with one "
+            f"integration; this step sends {applied.label()}")
 
 
 def _report_failure(ctx: Context, error: GateFailed) -> None:

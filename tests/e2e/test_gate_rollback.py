@@ -1,6 +1,6 @@
 """Through `invoke migrate --inject-fault 503`: the new cluster starts failing just before the cutover (a
 hook step injects the sandbox's 5xx fault), the first gate fails, and traffic goes back to the old cluster
-by itself."""
+by itself. Then, on the same sandbox, a validation that fails stops the run before any traffic moves."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from engine.kit import Project
 
 from e2e.world import sandboxed_project
@@ -35,7 +36,8 @@ def _http_faults(world: Project) -> list[dict[str, Any]]:
 def test_failed_gate_rolls_traffic_back_to_the_old_cluster(world: Project) -> None:
     r = world.run("migrate", "--env", "dev", "--inject-fault", "503", timeout=600)
     assert r.returncode == 7, r.stdout + r.stderr
-    # The hook is a step of its own (11 = hook, 12 = first shift), and the first shift is the one that fails.
+    # The hook is a step of its own (10 = hook, after 09-validate), so the first shift is step 11; it is the
+    # one that fails.
     assert "traffic gate failed at step 11-shift-traffic-1" in r.stderr, r.stderr
     assert _weights()["green"] == 0 and _weights()["blue"] > 0
     status = json.loads(world.run("status", "--env", "dev", "--json").stdout)[0]["runs"]["migrate"]
@@ -54,3 +56,29 @@ def test_failed_gate_rolls_traffic_back_to_the_old_cluster(world: Project) -> No
     assert not [a for a in apis if a["Name"].startswith("migrate-dev-")]
     # The hook's undo cleared the fault.
     assert _http_faults(world) == []
+
+
+def test_failed_validation_stops_the_run_before_traffic_moves(world: Project) -> None:
+    # After the rollback above, a fresh run whose smoke check expects a status the new cluster never returns.
+    config = world.root / "migrate.yaml"
+    cfg = yaml.safe_load(config.read_text())
+    cfg["environments"]["dev"]["validation"]["smoke"] = [
+        {"name": "teapot", "path": "/", "host": "app.dev.sandbox.internal", "expect_status": 418}]
+    config.write_text(yaml.safe_dump(cfg))
+    before = _weights()
+    assert before["blue"] > 0 and before["green"] == 0
+
+    r = world.run("migrate", "--env", "dev", timeout=600)
+    assert r.returncode == 7, r.stdout + r.stderr
+    assert "validation failed" in r.stderr and "teapot" in r.stderr, r.stderr
+    status = json.loads(world.run("status", "--env", "dev", "--json").stdout)[0]["runs"]["migrate"]
+    assert status["status"] == "failed"
+    by_kind = {s["id"]: s["status"] for s in status["steps"]}
+    assert [sid for sid, st in by_kind.items() if st == "failed"] == ["09-validate"], by_kind
+    shifts = {sid: st for sid, st in by_kind.items() if "-shift-traffic-" in sid}
+    assert len(shifts) == 3 and set(shifts.values()) == {"pending"}, shifts
+    journal = [json.loads(line) for line in (world.root / ".migrate" / "dev" / "journal.jsonl").read_text()
+               .splitlines() if line.strip()]
+    assert not [rec for rec in journal if rec.get("run") == status["run"] and rec["type"] == "step.started"
+                and "-shift-traffic-" in rec["step"]]
+    assert _weights() == before  # Route 53 still sends everything to the old cluster

@@ -15,7 +15,10 @@ import yaml
 
 from migrate.config import load_config
 from migrate.kube.client import KubeClient
-from migrate.plan.model import Step
+from migrate.plan.model import Fingerprint, Plan, Step
+from migrate.run.events import CollectingReporter
+from migrate.run.executor import Executor
+from migrate.run.journal import Journal
 from migrate.sandbox import lifecycle
 from migrate.sandbox.seed import workloads
 from migrate.steps.base import Context
@@ -136,6 +139,21 @@ def shift_steps(ctx: Context) -> list[Step]:
                          "weights": w.model_dump(), "step": i, "of": len(t.steps), "soak_s": t.soak,
                          "gate_interval_s": t.gate_interval, "thresholds": t.thresholds.model_dump()},
                  effect="", undo="") for i, w in enumerate(t.steps, start=1)]
+
+
+def engine(ctx: Context, steps: list[Step]) -> tuple[Executor, Journal, CollectingReporter]:
+    """The real executor over a plan of ``steps``, journaled in ``<workdir>/journal.jsonl`` as run ``ctx.run_id``;
+    the kubeconfig comes from a journaled write-kubeconfig step, as in a real run. Call again to resume."""
+    journal = Journal(ctx.workdir / "journal.jsonl")
+    plan = Plan(env=ctx.env_name, target={}, created_at="", created_by="test", fingerprint=Fingerprint(config=""),
+                steps=steps).sealed()
+    if not any(r.get("run") == ctx.run_id for r in journal.records()):
+        journal.append({"type": "run.started", "run": ctx.run_id, "operation": "migrate",
+                        "plan": plan.model_dump(mode="json")})
+        journal.append({"type": "step.done", "run": ctx.run_id, "step": KUBECONFIG_STEP,
+                        "outputs": ctx.outputs[KUBECONFIG_STEP]})
+    reporter = CollectingReporter()
+    return Executor(plan, journal, ctx, reporter), journal, reporter
 
 
 def step(kind: str, step_id: str, **params: Any) -> Step:
