@@ -11,13 +11,14 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from invoke.collection import Collection
 from invoke.context import Context as InvokeContext
-from invoke.exceptions import Exit
+from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 from invoke.tasks import task
 from rich.console import Console
@@ -317,7 +318,40 @@ def _namespace() -> Collection:
 
 
 ns = _namespace()
-program = Program(namespace=ns, version=__version__, name="migrate", binary="migrate")
+
+
+@contextmanager
+def _argument_errors() -> Iterator[None]:
+    """invoke's parser errors -> exit 2 (bad arguments) with invoke's message, not 1 (a bug)."""
+    try:
+        yield
+    except ParseError as e:
+        task_name = getattr(e.context, "name", None)
+        hint = f"`migrate --help {task_name}` lists its flags" if task_name else "`migrate --list` lists the tasks"
+        raise Exit(f"error: {e}\n  -> {hint}", code=UsageError.exit_code) from None
+
+
+class MigrateProgram(Program):
+    """The installed ``migrate`` command: invoke's Program with argument errors exiting 2.
+
+    The ``invoke`` binary itself (``invoke migrate ...`` with tasks.py) is invoke's own Program, which
+    exits 1 on an argument it cannot parse; only this one can be changed (docs/operator-guide.md).
+    """
+
+    def parse_core(self, argv: list[str] | None) -> None:
+        with _argument_errors():
+            super().parse_core(argv)
+
+    def parse_tasks(self) -> None:
+        with _argument_errors():
+            super().parse_tasks()
+
+    def parse_cleanup(self) -> None:
+        with _argument_errors():
+            super().parse_cleanup()
+
+
+program = MigrateProgram(namespace=ns, version=__version__, name="migrate", binary="migrate")
 
 
 def main() -> None:

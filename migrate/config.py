@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -658,6 +659,35 @@ def _format_validation(path: Path, err: ValidationError, raw: Any) -> str:
     return "\n".join(lines)
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    def __init__(self, key: Any, node: yaml.Node, first: yaml.Node) -> None:
+        super().__init__(problem=f"duplicate key {key!r}", problem_mark=node.start_mark)
+        self.key = key
+        self.first_line = first.start_mark.line + 1
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping; PyYAML would silently keep the last.
+
+    Keys brought in by a merge (``<<: *anchor``) may still be overridden: that is what merges are for.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:
+                    continue  # unhashable: the base class reports it
+                if first is not key_node:
+                    raise _DuplicateKey(key, key_node, first)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG) -> LoadedConfig:
     """Read and validate migrate.yaml. Raises ConfigError naming the file, line or field."""
     p = Path(path)
@@ -672,7 +702,13 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> LoadedConfig:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read configuration: {e}", where=str(p)) from e
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
+    except _DuplicateKey as e:
+        mark = e.problem_mark
+        where = f"{p.name}:{mark.line + 1}:{mark.column + 1}" if mark else p.name
+        raise ConfigError(f"duplicate key {e.key!r}: it is already set on line {e.first_line} of the same "
+                          "mapping, and YAML would silently keep only the last one", where=where,
+                          hint="remove one of them, or merge them into one") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p.name}:{mark.line + 1}:{mark.column + 1}" if mark else p.name

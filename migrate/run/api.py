@@ -6,6 +6,7 @@ acts, and returns plain data; rendering is the caller's job.
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Any
 from migrate.config import Environment, LoadedConfig
 from migrate.errors import NotAvailable, PlanError, PrerequisiteError, UsageError
 from migrate.plan.builder import build_plan, target_of
+from migrate.plan.compare import first_difference
 from migrate.plan.model import Fingerprint, Plan
 from migrate.run.events import Event, Reporter
 from migrate.run.executor import Executor
@@ -103,8 +105,9 @@ def fingerprint(h: EnvHandle, operation: str = "migrate") -> Fingerprint:
     return Fingerprint(config=h.loaded.env_digest(h.name), facts=facts)
 
 
-def make_plan(h: EnvHandle, operation: str = "migrate") -> Plan:
-    fp = fingerprint(h, operation)
+def make_plan(h: EnvHandle, operation: str = "migrate", fp: Fingerprint | None = None) -> Plan:
+    """The plan the configuration and the facts produce now (``fp``: facts already gathered)."""
+    fp = fingerprint(h, operation) if fp is None else fp
     return build_plan(h.name, h.env, config_digest=fp.config, facts=fp.facts,
                       available=registry.available(), now=utcnow(), who=who(), operation=operation)
 
@@ -125,7 +128,9 @@ def dry_run(h: EnvHandle, operation: str = "migrate") -> tuple[Plan, Path, Path]
 
 
 def check_current(h: EnvHandle, plan: Plan, source: Path, operation: str) -> None:
-    """Refuse a plan made for another environment, operation or target, or one that is stale."""
+    """Refuse a plan made for another environment, operation or target, one that is stale, or one
+    that is not what the configuration produces now (an edited and re-sealed file, for instance:
+    the digest alone cannot tell, it is unkeyed)."""
     if plan.env != h.name:
         raise PlanError(f"this plan was made for environment {plan.env!r}, not {h.name!r}", where=str(source),
                         hint=f"use a plan generated with `invoke plan --env {h.name}`")
@@ -146,6 +151,15 @@ def check_current(h: EnvHandle, plan: Plan, source: Path, operation: str) -> Non
             "the plan is stale: " + "; ".join(stale),
             where=str(source),
             hint=f"generate a new plan with `invoke plan --env {h.name}` and review it",
+        )
+    # The same pure builder as the dry run, from the facts just gathered.
+    difference = first_difference(plan, make_plan(h, operation, now))
+    if difference is not None:
+        again = f"invoke plan --env {h.name}" + (" --decommission" if operation == "decommission" else "")
+        raise PlanError(
+            f"the plan no longer matches what migrate.yaml produces ({difference})",
+            where=str(source),
+            hint=f"run `{again}` again and review it",
         )
 
 
@@ -168,10 +182,29 @@ def _emit(reporter: Reporter, h: EnvHandle, type_: str, message: str, **data: An
     reporter.emit(Event(type=type_, env=h.name, message=message, data=data))
 
 
+def _check_step_ids(h: EnvHandle, plan: Plan, flag: str, ids: tuple[str, ...]) -> None:
+    """Refuse step ids that are not in ``plan``, naming the valid ones."""
+    valid = [s.id for s in plan.steps]
+    bad = [i for i in ids if i not in valid]
+    if bad:
+        close = difflib.get_close_matches(bad[0], valid, n=1)
+        raise UsageError(
+            f"{flag}: no step {bad[0]!r} in the plan of {h.name}"
+            + (f" (did you mean {close[0]!r}?)" if close else ""),
+            where=f"environment {h.name}",
+            hint="step ids are: " + ", ".join(valid),
+        )
+
+
 def _start_or_resume(
     h: EnvHandle, operation: str, plan_file: Path | None, fresh: bool, continue_: bool, reporter: Reporter,
+    assume_done: tuple[str, ...] = (),
 ) -> tuple[Plan, str] | None:
-    """Return (plan, run_id) to execute, or None when there is nothing to do."""
+    """Return (plan, run_id) to execute, or None when there is nothing to do.
+
+    Every argument is checked before the first journal record is written: a refused command
+    leaves the journal as it was.
+    """
     journal = h.journal
     current = latest(journal, operation)
     if current is not None and current.active:
@@ -189,6 +222,7 @@ def _start_or_resume(
                 hint=f"to go on: `invoke {operation} --env {h.name} --continue`; "
                 f"to go back: `invoke rollback --env {h.name}`",
             )
+        _check_step_ids(h, plan, "--assume-done", assume_done)
         if current.status == "paused":
             journal.append({"type": "run.continued", "run": current.run_id, "by": who()})
         _emit(reporter, h, "run.resumed", f"resuming run {current.run_id} of {h.name} ({current.status})")
@@ -224,6 +258,7 @@ def _start_or_resume(
             where=f"environment {h.name}",
             hint="nothing was changed; add those kinds to 'skip:' in migrate.yaml to run without them",
         )
+    _check_step_ids(h, plan, "--assume-done", assume_done)
     run_id = new_run_id()
     journal.append({"type": "run.started", "run": run_id, "operation": operation,
                     "plan": plan.model_dump(mode="json"), "by": who()})
@@ -247,14 +282,10 @@ def execute(
     with _locked(h, operation):
         if operation == "decommission":
             check_bake(h)
-        started = _start_or_resume(h, operation, plan_file, fresh, continue_, reporter)
+        started = _start_or_resume(h, operation, plan_file, fresh, continue_, reporter, assume_done)
         if started is None:
             return latest(h.journal, operation)
         plan, run_id = started
-        bad = [s for s in assume_done if s not in {st.id for st in plan.steps}]
-        if bad:
-            raise UsageError(f"--assume-done: no step {bad[0]!r} in run {run_id}",
-                             hint="step ids are listed by `invoke status --env ENV`")
         return Executor(plan, h.journal, h.context(run_id), reporter).run(assume_done=assume_done)
 
 
@@ -276,6 +307,8 @@ def rollback(h: EnvHandle, reporter: Reporter, *, to: str | None = None,
         if run.status == "rolled_back":
             raise UsageError(f"run {run.run_id} of {h.name} is already rolled back")
         plan = Plan.model_validate(run.plan)
+        if to is not None:
+            _check_step_ids(h, plan, "--to", (to,))
         return Executor(plan, h.journal, h.context(run.run_id), reporter).rollback(to=to)
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from engine.kit import Project, env_block, hook, write_config
+from migrate.plan.model import Plan
 
 GOOD_TRAFFIC = """
 traffic:
@@ -111,6 +115,93 @@ def tampered_plan(p: Project) -> list[str]:
     return ["migrate", "--env", "dev", "--plan", str(plan)]
 
 
+def _reseal(plan: Path, data: dict[str, object]) -> None:
+    """Write an edited plan with its digest recomputed: the digest is unkeyed, anyone can do this."""
+    plan.write_text(json.dumps(Plan.model_validate(data).sealed().model_dump(mode="json")))
+
+
+def resealed_plan_step_dropped(p: Project) -> list[str]:
+    plan = _plan(p, "dev")
+    data = json.loads(plan.read_text())
+    assert [s["id"] for s in data["steps"]] == ["01-hook-one", "02-write-report"]
+    del data["steps"][0]
+    _reseal(plan, data)
+    return ["migrate", "--env", "dev", "--plan", str(plan)]
+
+
+def resealed_plan_param_edited(p: Project) -> list[str]:
+    plan = _plan(p, "dev")
+    data = json.loads(plan.read_text())
+    data["steps"][0]["params"]["run"] = ["sh", "-c", "echo edited >> effects.log"]
+    _reseal(plan, data)
+    return ["migrate", "--env", "dev", "--plan", str(plan)]
+
+
+def resealed_plan_review_edited(p: Project) -> list[str]:
+    plan = _plan(p, "dev")
+    data = json.loads(plan.read_text())
+    data["review"]["never_touch"] = ["everything"]  # what the reviewer read is part of the plan too
+    _reseal(plan, data)
+    return ["migrate", "--env", "dev", "--plan", str(plan)]
+
+
+def _failed_run(p: Project) -> None:
+    """Leave dev with a failed run (its only hook exits 1, with no effect): a run to resume or roll back."""
+    _replace(p, "run: [sh, -c, 'echo one >> effects.log && touch one.done']", "run: [sh, -c, 'exit 1']")
+    r = p.run("migrate", "--env", "dev")
+    assert r.returncode == 8, r.stderr
+
+
+def assume_done_unknown_new_run(p: Project) -> list[str]:
+    return ["migrate", "--env", "dev", "--assume-done", "01-hook-onee"]
+
+
+def assume_done_unknown_on_resume(p: Project) -> list[str]:
+    _failed_run(p)
+    return ["migrate", "--env", "dev", "--assume-done", "nope"]
+
+
+def assume_done_unknown_on_continue(p: Project) -> list[str]:
+    # A paused run: continuing it writes a record, so the id must be checked before that.
+    _replace(p, "run: [sh, -c, 'echo one >> effects.log && touch one.done']",
+             "run: [sh, -c, 'touch one.done']\n        pause_after: true")
+    r = p.run("migrate", "--env", "dev")
+    assert r.returncode == 0 and "paused" in r.stdout, r.stderr
+    return ["migrate", "--env", "dev", "--continue", "--assume-done", "02-write-reprt"]
+
+
+def rollback_to_unknown(p: Project) -> list[str]:
+    _failed_run(p)
+    return ["rollback", "--env", "dev", "--to", "nope"]
+
+
+def unknown_flag(p: Project) -> list[str]:
+    return ["migrate", "--env", "dev", "--bogus"]
+
+
+def flag_without_value(p: Project) -> list[str]:
+    return ["migrate", "--env"]
+
+
+def unknown_task(p: Project) -> list[str]:
+    return ["migrat", "--env", "dev"]
+
+
+def duplicate_env_key(p: Project) -> list[str]:
+    cfg = p.root / "migrate.yaml"
+    text = cfg.read_text()
+    assert text.endswith("\n") and text.splitlines()[2] == "  dev:"
+    duplicate = len(text.splitlines()) + 1  # 39: the line the CASES entry names
+    cfg.write_text(text + env_block("dev", [hook("four")]))
+    assert duplicate == 39 and cfg.read_text().splitlines()[duplicate - 1] == "  dev:"
+    return ["plan", "--env", "dev"]
+
+
+def duplicate_nested_key(p: Project) -> list[str]:
+    _replace(p, "    review: required\n", "    review: required\n    review: none\n")
+    return ["migrate", "--env", "prod"]
+
+
 def stale_plan_config_changed(p: Project) -> list[str]:
     plan = _plan(p, "dev")
     _replace(p, "name: dev-green", "name: dev-green2")
@@ -205,6 +296,28 @@ CASES: list[Case] = [
     ("corrupt-journal", corrupt_journal, 4, ["journal.jsonl", "line 2 is not a valid journal record"]),
     ("transform-two-actions", transform_with_two_actions, 2, ["replay.transforms[0]", "exactly one action"]),
     ("missing-field", missing_required_field, 2, ["environments.dev.clusters", "required field is missing"]),
+    ("resealed-plan-step-dropped", resealed_plan_step_dropped, 3, [
+        "the plan no longer matches what migrate.yaml produces",
+        "step 1 is '02-write-report' in the plan file but '01-hook-one'",
+        "run `invoke plan --env dev` again and review it"]),
+    ("resealed-plan-param-edited", resealed_plan_param_edited, 3, [
+        "the plan no longer matches what migrate.yaml produces", "step 01-hook-one differs in params.run",
+        "run `invoke plan --env dev` again and review it"]),
+    ("resealed-plan-review-edited", resealed_plan_review_edited, 3, [
+        "the plan no longer matches what migrate.yaml produces", "review.never_touch"]),
+    ("assume-done-unknown-new-run", assume_done_unknown_new_run, 2, [
+        "--assume-done: no step '01-hook-onee'", "did you mean '01-hook-one'", "01-hook-one, 02-write-report"]),
+    ("assume-done-unknown-on-resume", assume_done_unknown_on_resume, 2, [
+        "--assume-done: no step 'nope'", "01-hook-one, 02-write-report"]),
+    ("assume-done-unknown-on-continue", assume_done_unknown_on_continue, 2, [
+        "--assume-done: no step '02-write-reprt'", "did you mean '02-write-report'"]),
+    ("rollback-to-unknown", rollback_to_unknown, 2, ["--to: no step 'nope'", "01-hook-one, 02-write-report"]),
+    ("unknown-flag", unknown_flag, 2, ["No idea what '--bogus' is!", "migrate --help migrate"]),
+    ("flag-without-value", flag_without_value, 2, ["env", "needed value and was not given one"]),
+    ("unknown-task", unknown_task, 2, ["No idea what 'migrat' is!", "migrate --list"]),
+    ("duplicate-env-key", duplicate_env_key, 2, [
+        "migrate.yaml:39:3", "duplicate key 'dev'", "already set on line 3"]),
+    ("duplicate-nested-key", duplicate_nested_key, 2, ["migrate.yaml:", "duplicate key 'review'"]),
 ]
 
 
@@ -223,3 +336,41 @@ def test_bad_input(project: Project, name: str, setup: Callable[[Project], list[
     assert len(message.strip().splitlines()) <= 12, message  # short, not a dump
     assert project.snapshot() == before, "a refused command changed files"
     assert project.effects() == []
+
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run_bin(project: Project, binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(binary), *args], cwd=project.root, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+@pytest.mark.parametrize("args", [["migrate", "--env", "dev", "--bogus"], ["migrate", "--bogus"],
+                                  ["--bogus"], ["rollback", "--env", "dev", "--to"]])
+def test_installed_command_exits_2_on_argument_errors(project: Project, args: list[str]) -> None:
+    script = BIN / "migrate"
+    if not script.exists():
+        pytest.skip(f"the console script is not installed in {BIN} (pip install -e .)")
+    _base(project)
+    before = project.snapshot()
+    r = _run_bin(project, script, *args)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.startswith("error: ") and ("No idea what" in r.stderr or "needed value" in r.stderr)
+    assert "Traceback" not in r.stderr + r.stdout
+    assert project.snapshot() == before
+
+
+def test_invoke_binary_exits_1_on_argument_errors_as_documented(project: Project) -> None:
+    """`invoke` parses with its own Program, which tasks.py cannot change: a flag it does not know
+    exits 1 there. docs/operator-guide.md and the README say so; this keeps them honest."""
+    invoke = BIN / "invoke"
+    if not invoke.exists():
+        pytest.skip(f"invoke is not installed in {BIN}")
+    _base(project)
+    shutil.copy(REPO / "tasks.py", project.root / "tasks.py")
+    r = _run_bin(project, invoke, "migrate", "--env", "dev", "--bogus")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "No idea what '--bogus' is!" in r.stderr and "Traceback" not in r.stderr
+    assert not (project.root / ".migrate").exists()
