@@ -372,7 +372,7 @@ class Traffic(_Model):
     router: Literal["route53", "gateway"] = "route53"
     record: RecordRef | None = None
     api_id: str | None = None  # the production HTTP API, for the gateway router
-    steps: list[WeightStep] = [10, 50, 100]  # type: ignore[list-item]
+    steps: list[WeightStep] = Field([10, 50, 100], validate_default=True)  # parsed like any written value
     soak: Duration = 60.0
     gate_interval: Duration = 10.0
     thresholds: Thresholds = Thresholds()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrate.config import Environment, load_config, parse_duration
+from migrate.config import Environment, Traffic, load_config, parse_duration
 from migrate.errors import ConfigError, JournalError
 from migrate.plan.builder import build_plan
 from migrate.plan.model import Plan
@@ -146,3 +146,9 @@ def test_journal_cuts_a_torn_tail_but_refuses_corruption(tmp_path: Path) -> None
     j.path.write_text(text[0] + "\n{oops\n" + text[1] + "\n")
     with pytest.raises(JournalError, match="line 2"):
         j.records()
+
+
+def test_traffic_default_steps_are_parsed_like_written_ones() -> None:
+    # A traffic section without `steps` used the raw default list, which crashed later with AttributeError.
+    t = Traffic.model_validate({"record": {"zone": "example.internal.", "name": "app.example.internal"}})
+    assert [(s.old, s.new) for s in t.steps] == [(90, 10), (50, 50), (0, 100)]
