@@ -95,13 +95,18 @@ def _kind_steps(env_name: str, env: Environment, kind: str) -> list[tuple[str, s
         for i, w in enumerate(t.steps, start=1):
             share = round(100 * w.new / (w.old + w.new)) if w.old + w.new else 50
             where = t.record.name if t.record else t.api_id
-            out.append((f"{kind}-{i}", f"Shift traffic: {share}% to {new} (step {i}/{total})",
-                        {"router": t.router, "target": where, "weights": w.model_dump(), "step": i,
-                         "of": total, "soak_s": t.soak, "gate_interval_s": t.gate_interval,
-                         "thresholds": t.thresholds.model_dump()},
-                        f"{where} sends {share}% of requests to {new}; gates are checked every "
-                        f"{t.gate_interval:g}s for {t.soak:g}s; a failed gate sends everything back to {old}",
-                        f"set {where} back to 100% {old}"))
+            params = {"router": t.router, "target": where, "weights": w.model_dump(), "step": i, "of": total,
+                      "soak_s": t.soak, "gate_interval_s": t.gate_interval, "thresholds": t.thresholds.model_dump()}
+            gates = f"gates are checked every {t.gate_interval:g}s for {t.soak:g}s"
+            if t.router == "gateway" and w.old:
+                # One integration cannot split traffic: below 100% the step keeps old and only soaks.
+                out.append((f"{kind}-{i}", f"Soak with all traffic on {old} (gateway router; step {i}/{total})",
+                            params, f"{where} keeps sending every request to {old} (the gateway router is "
+                                    f"all-or-nothing); {gates}", "nothing to undo"))
+                continue
+            out.append((f"{kind}-{i}", f"Shift traffic: {share}% to {new} (step {i}/{total})", params,
+                        f"{where} sends {share}% of requests to {new}; {gates}; a failed gate sends everything "
+                        f"back to {old}", f"set {where} back to 100% {old}"))
         return out
     if kind == "write-report":
         return [(kind, "Write the migration report", {},

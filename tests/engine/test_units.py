@@ -60,6 +60,14 @@ def test_full_plan_order_weights_pause_and_availability() -> None:
     assert not plan.step("01-duplicate-workspace").available and plan.step("13-write-report").available
 
 
+def test_gateway_router_plan_says_which_steps_only_soak() -> None:
+    plan = _plan(_env(traffic={"router": "gateway", "api_id": "abc123", "steps": [10, 100]}))
+    first, last = [s for s in plan.steps if s.kind == "shift-traffic"]
+    assert first.title == "Soak with all traffic on blue (gateway router; step 1/2)"
+    assert "keeps sending every request to blue" in first.effect and first.undo == "nothing to undo"
+    assert last.title == "Shift traffic: 100% to green (step 2/2)"
+
+
 def test_plan_digest_is_stable_and_detects_any_change() -> None:
     a, b = _plan(_env()), _plan(_env())
     assert a.digest == b.digest == a.compute_digest()
