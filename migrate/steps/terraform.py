@@ -1,6 +1,9 @@
 """Terraform workspace steps: duplicate-workspace and detach-cluster (migration); handover-shared,
 destroy-old-cluster and retire-workspace (decommission).
 
+Ownership between the two workspaces is decided by object (the ``id`` in the state), never by address
+alone: after the apply the new cluster has the old cluster's address.
+
 State is only touched through the native backends (migrate.terraform), each write under the backend's
 own lock, with a backup before and a read-back after.
 """
@@ -13,7 +16,15 @@ from migrate.config import Terraform
 from migrate.errors import ConfigError, StepFailed
 from migrate.plan.model import Step
 from migrate.steps.base import Context
-from migrate.terraform import State, detach, duplicate_workspace, handover, retire
+from migrate.terraform import (
+    State,
+    compare_objects,
+    detach,
+    duplicate_workspace,
+    handover,
+    removable_copies,
+    retire,
+)
 from migrate.terraform.address import parse_address
 from migrate.terraform.backends import make_backend
 from migrate.terraform.backends.base import Backend
@@ -56,60 +67,120 @@ def ownership(ctx: Context, state: State) -> dict[str, Any]:
                     where=f"environments.{ctx.env_name}.terraform.ownership").to_dict()
 
 
+def _read_if_exists(backend: Backend, ws: str) -> State | None:
+    return backend.read(ws, keep_raw=False).state if backend.exists(ws) else None
+
+
+def _journaled_lineage(step: Step, ctx: Context) -> str | None:
+    """The copy's lineage this run journaled for ``step``, if it ever completed (Terraform drops the
+    ``migrate_origin`` marker on its first write, so the journal is what recognises the copy then)."""
+    lineage = (ctx.outputs.get(step.id) or {}).get("new_lineage")
+    if lineage:
+        return str(lineage)
+    for rec in reversed(ctx.records()):
+        if rec.get("type") == "step.done" and rec.get("run") == ctx.run_id and rec.get("step") == step.id:
+            lineage = (rec.get("outputs") or {}).get("new_lineage")
+            if lineage:
+                return str(lineage)
+    return None
+
+
+def cluster_addresses(ctx: Context, step: Step | None = None) -> list[str]:
+    """The cluster-owned addresses the plan reviewed: duplicate-workspace's ``exclude``, or (plans made
+    before the copy left the cluster out itself) detach-cluster's ``addresses``."""
+    dup = step if step is not None and step.kind == DuplicateWorkspaceStep.kind else \
+        ctx.step_of_kind(DuplicateWorkspaceStep.kind)
+    if dup is not None and "exclude" in dup.params:
+        return list(dup.params.get("exclude") or [])
+    det = ctx.step_of_kind(DetachClusterStep.kind)
+    return list(det.params.get("addresses") or []) if det is not None else []
+
+
 class DuplicateWorkspaceStep:
+    """Copy the old workspace into the new one, already without the cluster-owned closure: one locked
+    write, so at no moment do both states own the old cluster."""
+
     kind: ClassVar[str] = "duplicate-workspace"
 
     def facts(self, ctx: Context) -> dict[str, Any]:
         tf = _tf(ctx)
         backend = backend_for(ctx)
         src = _read(backend, tf.workspace)
-        return {"source": {"workspace": tf.workspace, "lineage": src.lineage, "serial": src.serial},
-                "target_exists": backend.exists(tf.new_workspace)}
+        facts: dict[str, Any] = {"source": {"workspace": tf.workspace, "lineage": src.lineage, "serial": src.serial},
+                                 "target_exists": backend.exists(tf.new_workspace)}
+        if facts["target_exists"]:
+            tgt = _read_if_exists(backend, tf.new_workspace)
+            facts["target"] = {"workspace": tf.new_workspace, "lineage": tgt.lineage if tgt else None,
+                               "serial": tgt.serial if tgt else None}
+        facts["params"] = {"exclude": list(ownership(ctx, src)["cluster"])}
+        return facts
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
         tf = _tf(ctx)
         backend = backend_for(ctx)
-        if not backend.exists(tf.new_workspace):
+        target = _read_if_exists(backend, tf.new_workspace)
+        if target is None:
             return None
-        target = backend.read(tf.new_workspace, keep_raw=False).state
         src = _read(backend, tf.workspace)
-        origin = (target.origin if target else None) or {}
-        if origin.get("workspace") == tf.workspace and origin.get("lineage") == src.lineage and target:
-            return {"new_lineage": target.lineage, "source_lineage": src.lineage, "serial": target.serial}
+        origin = target.origin or {}
+        journaled = _journaled_lineage(step, ctx)
+        if (origin.get("workspace") == tf.workspace and origin.get("lineage") == src.lineage) or \
+                (journaled is not None and target.lineage == journaled):
+            out: dict[str, Any] = {"new_lineage": target.lineage, "source_lineage": src.lineage,
+                                   "serial": target.serial}
+            if "excluded" in origin:
+                out["excluded"] = list(origin["excluded"])
+            return out
         return None
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
         tf = _tf(ctx)
-        r = duplicate_workspace(backend_for(ctx), tf.workspace, tf.new_workspace, info=f"run {ctx.run_id}")
-        ctx.log(f"{tf.new_workspace}: {len(r.addresses)} addresses, lineage {r.new_lineage}")
+        r = duplicate_workspace(backend_for(ctx), tf.workspace, tf.new_workspace,
+                                exclude=cluster_addresses(ctx, step), missing_ok=True,
+                                expected_lineage=_journaled_lineage(step, ctx), info=f"run {ctx.run_id}")
+        ctx.log(f"{tf.new_workspace}: {len(r.addresses)} addresses, {len(r.excluded)} cluster-owned left out, "
+                f"lineage {r.new_lineage}")
         return {"new_lineage": r.new_lineage, "source_lineage": r.source_lineage, "source_serial": r.source_serial,
-                "serial": r.serial, "addresses": len(r.addresses)}
+                "serial": r.serial, "addresses": len(r.addresses), "excluded": list(r.excluded),
+                **({"found_done": True} if r.already_done else {})}
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
         tf = _tf(ctx)
         backend = backend_for(ctx)
         if not backend.exists(tf.new_workspace):
             return
-        target = backend.read(tf.new_workspace, keep_raw=False).state
-        ours = target is not None and (target.lineage == outputs.get("new_lineage")
-                                       or (target.origin or {}).get("workspace") == tf.workspace)
-        if not ours:
-            raise StepFailed(f"workspace {tf.new_workspace!r} does not hold the copy this run made; not deleting it",
-                             where=backend.where(tf.new_workspace), hint="inspect it and delete it by hand if stale")
-        managed = [a for a in (target.addresses() if target else []) if not a.startswith("data.")
-                   and ".data." not in a]
-        copied = set(_read(backend, tf.workspace).addresses())
-        created = [a for a in managed if a not in copied]
-        if created:
-            raise StepFailed(f"workspace {tf.new_workspace!r} manages resources the copy did not bring "
-                             f"({', '.join(created[:5])}); destroy them first",
-                             where=backend.where(tf.new_workspace),
-                             hint="roll back provision-cluster first, which destroys the new cluster")
+        old = _read_if_exists(backend, tf.workspace)
+        # Checked under the copy's lock, so no apply can slip in between the check and the delete.
         with backend.locked(tf.new_workspace, "migrate: rollback duplicate") as lock:
+            target = backend.read(tf.new_workspace, lock, keep_raw=False).state
+            if target is None or not (target.lineage == outputs.get("new_lineage")
+                                      or (target.origin or {}).get("workspace") == tf.workspace):
+                raise StepFailed(f"workspace {tf.new_workspace!r} does not hold the copy this run made; "
+                                 "not deleting it", where=backend.where(tf.new_workspace),
+                                 hint="inspect it and delete it by hand if stale")
+            # By object, not by address: the new cluster sits at the old cluster's address.
+            cmp = compare_objects(target, old)
+            held = [*cmp.own, *cmp.unsure]
+            if held:
+                raise StepFailed(
+                    f"workspace {tf.new_workspace!r} still manages {len(held)} object(s) that {tf.workspace!r} "
+                    f"does not ({', '.join(held[:5])}{' …' if len(held) > 5 else ''}); deleting the workspace "
+                    "would leave them running with no state",
+                    where=backend.where(tf.new_workspace),
+                    hint="roll back provision-cluster first (a gated terraform destroy of the new cluster), or "
+                    f"destroy them with terraform in workspace {tf.new_workspace}, then run the rollback again")
             backend.delete_workspace(tf.new_workspace, lock)
 
 
 class DetachClusterStep:
+    """Verification and cleanup after duplicate-workspace, which already leaves the cluster out.
+
+    Under the copy's lock it removes any copy of an old-cluster object still in the new workspace (a copy
+    made by an older version or by hand, or a journal from before), and writes nothing otherwise ("already
+    done"). It never removes an object the new workspace alone manages, even at a cluster-owned address.
+    Being a locked check, it always runs rather than being skipped by ``is_done``.
+    """
+
     kind: ClassVar[str] = "detach-cluster"
 
     def facts(self, ctx: Context) -> dict[str, Any]:
@@ -121,19 +192,29 @@ class DetachClusterStep:
     def _addresses(self, step: Step) -> list[str]:
         return list(step.params.get("addresses") or [])
 
-    def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
+    def left(self, step: Step, ctx: Context) -> list[str]:
+        """Copies of old-cluster objects still in the new workspace (read-only)."""
         tf = _tf(ctx)
         backend = backend_for(ctx)
-        if not backend.exists(tf.new_workspace):
-            return None
-        left = _read(backend, tf.new_workspace).select(self._addresses(step))
-        return None if left else {"removed": len(self._addresses(step)), "found_detached": True}
+        copy, old = _read_if_exists(backend, tf.new_workspace), _read_if_exists(backend, tf.workspace)
+        return removable_copies(copy, self._addresses(step), old) if copy is not None and old is not None else []
+
+    def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
+        return None
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
         tf = _tf(ctx)
-        r = detach(backend_for(ctx), tf.new_workspace, self._addresses(step), missing_ok=True)
-        ctx.log(f"{tf.new_workspace}: removed {len(r.removed)} cluster-owned addresses")
-        return {"removed": len(r.removed), "serial": r.serial}
+        backend = backend_for(ctx)
+        # The old state is read only if the copy still holds a cluster-owned address (the cleanup case).
+        r = detach(backend, tf.new_workspace, self._addresses(step), missing_ok=True,
+                   only_objects_of=lambda: _read(backend, tf.workspace))
+        kept = f"; kept {len(r.kept)} that {tf.new_workspace} alone manages" if r.kept else ""
+        if r.already_done:
+            ctx.log(f"{tf.new_workspace}: already done, it holds none of the old cluster's objects{kept}")
+        else:
+            ctx.log(f"{tf.new_workspace}: removed {len(r.removed)} cluster-owned addresses{kept}")
+        return {"removed": len(r.removed), "serial": r.serial, "already_done": r.already_done,
+                **({"kept": list(r.kept)} if r.kept else {})}
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
         # Putting the old cluster back into the copy would make two states own it: the detached copy

@@ -1,4 +1,5 @@
-"""The `terraform` provisioner: apply the duplicated workspace behind the plan gate; undo by a gated destroy;
+"""The `terraform` provisioner: apply the duplicated workspace behind the plan gate; undo by a gated destroy
+of what the new workspace alone manages (by object identity: the new cluster has the old one's address);
 at decommission, a gated destroy of the old cluster in the old workspace."""
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from migrate.config import Terraform
 from migrate.errors import StepFailed
 from migrate.plan.model import Step
 from migrate.steps.base import Context
-from migrate.steps.terraform import backend_for
+from migrate.steps.terraform import backend_for, cluster_addresses
+from migrate.terraform import ObjectComparison, State, compare_objects
+from migrate.terraform.address import parse_address
 from migrate.terraform.cli import TerraformCLI
 from migrate.terraform.gate import only_deletes_of, protect
 
@@ -65,11 +68,6 @@ def _old_addresses(ctx: Context) -> list[str]:
     return state.addresses() if state else []
 
 
-def _new_addresses(ctx: Context) -> list[str]:
-    state = backend_for(ctx).read(_tf(ctx).new_workspace, keep_raw=False).state
-    return state.addresses() if state else []
-
-
 def provision(step: Step, ctx: Context) -> dict[str, Any]:
     cli = _cli(ctx)
     planfile = Path(ctx.workdir) / "provision.tfplan"
@@ -83,13 +81,31 @@ def provision(step: Step, ctx: Context) -> dict[str, Any]:
     return {"workspace": _tf(ctx).new_workspace, "changes": report.counts()}
 
 
+def _states(ctx: Context) -> tuple[State | None, State | None]:
+    """(old workspace's state, new workspace's state); None where the workspace does not exist."""
+    tf = _tf(ctx)
+    backend = backend_for(ctx)
+
+    def read(ws: str) -> State | None:
+        return backend.read(ws, keep_raw=False).state if backend.exists(ws) else None
+
+    return read(tf.workspace), read(tf.new_workspace)
+
+
+def new_cluster_objects(ctx: Context) -> ObjectComparison | None:
+    """The new workspace's managed objects, by identity against the old workspace: ``own`` is what the
+    apply created (the new cluster, at the old cluster's addresses), ``same`` the copies of shared ones."""
+    old, new = _states(ctx)
+    return None if new is None else compare_objects(new, old)
+
+
 def is_provisioned(ctx: Context) -> dict[str, Any] | None:
-    step = ctx.step_of_kind("detach-cluster")
-    wanted = list(step.params.get("addresses") or []) if step else []
-    if not wanted or not backend_for(ctx).exists(_tf(ctx).new_workspace):
+    wanted = [a for a in cluster_addresses(ctx) if parse_address(a).mode == "managed"]
+    objects = new_cluster_objects(ctx) if wanted else None
+    if objects is None:
         return None
-    have = set(_new_addresses(ctx))
-    return {"workspace": _tf(ctx).new_workspace} if set(wanted) <= have else None
+    # The cluster's addresses hold objects of the new workspace's own (not copies of the old cluster).
+    return {"workspace": _tf(ctx).new_workspace} if set(wanted) <= set(objects.own) else None
 
 
 def _targeted_destroy(ctx: Context, workspace: str, targets: list[str], variables: dict[str, str]) -> None:
@@ -105,14 +121,27 @@ def _targeted_destroy(ctx: Context, workspace: str, targets: list[str], variable
 
 
 def destroy_new(ctx: Context) -> None:
-    """Destroy what the apply created in the new workspace; the gate refuses anything the old one owns."""
-    if not backend_for(ctx).exists(_tf(ctx).new_workspace):
+    """Destroy what the new workspace alone manages (the new cluster), through a gated, targeted destroy.
+
+    Decided by object, not by address: the new cluster has the old cluster's address. The gate allows
+    deletes of those addresses only, so a copied shared object (the same object as the old workspace's)
+    cannot go. Refuses to report success while any such object is left in the state.
+    """
+    tf = _tf(ctx)
+    objects = new_cluster_objects(ctx)
+    if objects is None:
         return
-    old = set(_old_addresses(ctx))
-    # Shared resources are in the copy too: target only what the apply created.
-    created = [a for a in _new_addresses(ctx) if a not in old]
-    if created:
-        _targeted_destroy(ctx, _tf(ctx).new_workspace, created, _vars(ctx))
+    if objects.unsure:
+        ctx.log(f"{tf.new_workspace}: cannot tell whether {', '.join(objects.unsure[:5])} is the same object as "
+                f"in {tf.workspace} (no id, attributes differ); not destroyed")
+    if objects.own:
+        _targeted_destroy(ctx, tf.new_workspace, list(objects.own), _vars(ctx))
+    after = new_cluster_objects(ctx)
+    left = list(after.own) if after is not None else []
+    if left:
+        raise StepFailed(f"terraform destroy left {len(left)} new-cluster object(s) in the state of "
+                         f"{tf.new_workspace}: {', '.join(left[:5])}", where=f"workspace {tf.new_workspace}",
+                         hint="read terraform's output above, fix the cause, then run the rollback again")
 
 
 def old_cluster_left(ctx: Context, addresses: list[str]) -> list[str]:
@@ -142,4 +171,5 @@ def destroy_old(ctx: Context, addresses: list[str]) -> dict[str, Any]:
     return {"destroyed_addresses": len(left)}
 
 
-__all__ = ["backend_config", "destroy_new", "destroy_old", "is_provisioned", "old_cluster_left", "provision"]
+__all__ = ["backend_config", "destroy_new", "destroy_old", "is_provisioned", "new_cluster_objects", "old_cluster_left",
+           "provision"]

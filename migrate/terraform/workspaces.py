@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from migrate.errors import StateError
+from migrate.terraform.address import parse_address
 from migrate.terraform.backends.base import DEFAULT_WORKSPACE, Backend, LockHandle, WriteResult
 from migrate.terraform.state import State, check_push
 
@@ -40,6 +41,7 @@ class DetachResult:
     serial: int
     already_done: bool = False
     write: WriteResult | None = None
+    kept: tuple[str, ...] = ()          # matched, but this workspace's own objects (``only_objects_of``)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ def duplicate_workspace(
     *,
     exclude: Iterable[str] = (),
     exclude_dependents_of: Iterable[str] = (),
+    missing_ok: bool = False,
     expected_lineage: str | None = None,
     info: str = "",
 ) -> DuplicateResult:
@@ -88,9 +91,11 @@ def duplicate_workspace(
     The copy records its origin (workspace, lineage, serial) so that a second call
     recognises it and reports done. ``exclude_dependents_of`` leaves out those
     addresses and everything depending on them (the cluster's closure), computed
-    from the state read under the lock. Terraform drops that field on its next write,
-    so callers should also pass the ``expected_lineage`` they journaled. A target that holds an unrelated, non-empty
-    state is refused; an empty one (``terraform workspace new``) is filled.
+    from the state read under the lock. An ``exclude`` address that matches nothing is
+    refused (nothing written) unless ``missing_ok``. Terraform drops the origin field on
+    its next write, so callers should also pass the ``expected_lineage`` they journaled.
+    A target that holds an unrelated, non-empty state is refused; an empty one
+    (``terraform workspace new``) is filled.
     """
     if source_ws == target_ws:
         raise StateError("source and target workspace are the same", where=backend.where(source_ws),
@@ -108,7 +113,7 @@ def duplicate_workspace(
         if roots:
             excluded = list(dict.fromkeys([*excluded, *src.dependents(roots)]))
         # Validate the exclusions before touching the target, so bad input writes nothing.
-        src_for_copy, removed = src.rm(excluded, missing_ok=False) if excluded else (src, [])
+        src_for_copy, removed = src.rm(excluded, missing_ok=missing_ok) if excluded else (src, [])
         with backend.locked(target_ws, "migrate: duplicate workspace (target)", info=info,
                             create=True) as tgt_lock:
             tgt = backend.read(target_ws, tgt_lock).state if backend.exists(target_ws) else None
@@ -140,28 +145,114 @@ def duplicate_workspace(
             return dataclasses.replace(done, write=result)
 
 
-def detach(backend: Backend, ws: str, addresses: Iterable[str], *, missing_ok: bool = False) -> DetachResult:
+def detach(
+    backend: Backend,
+    ws: str,
+    addresses: Iterable[str],
+    *,
+    missing_ok: bool = False,
+    only_objects_of: State | Callable[[], State | None] | None = None,
+) -> DetachResult:
     """Remove ``addresses`` (resource, instance or module addresses) from a workspace.
 
     Unknown addresses are refused (nothing written) unless ``missing_ok``; with it,
     a second call after success is a no-op that reports ``already_done``.
+
+    With ``only_objects_of`` (another workspace's state), a matched instance is removed
+    only if that state manages the same object (``compare_objects``), or if it is a data
+    source; an object this workspace alone manages (a new cluster created at the old
+    cluster's address) is kept and reported in ``kept``: removing it would orphan it.
+    It may be a function that reads that state: it is called only if something matches,
+    so the usual no-op check costs one locked read of this workspace. A function that
+    returns None (no other state) means nothing here is a copy: nothing is removed.
     """
     wanted = list(addresses)
     with backend.locked(ws, "migrate: detach resources") as lock:
         blob = backend.read(ws, lock, keep_raw=False)
-        if blob.state is None:
+        state = blob.state
+        if state is None:
             raise StateError(f"workspace {ws!r} has no state", where=blob.where, hint="check the workspace name")
-        new, removed = blob.state.rm(wanted, missing_ok=missing_ok)
+        kept: list[str] = []
+        targets = wanted
+        if only_objects_of is not None:
+            matched = state.select(wanted, missing_ok=missing_ok)
+            other = only_objects_of() if matched and callable(only_objects_of) else only_objects_of
+            targets = removable_copies(state, matched, other) if matched and isinstance(other, State) else []
+            kept = [a for a in matched if a not in set(targets)]
+        new, removed = state.rm(targets, missing_ok=missing_ok or only_objects_of is not None)
         if not removed:
-            return DetachResult(ws, (), blob.state.lineage, blob.state.serial, already_done=True)
+            return DetachResult(ws, (), state.lineage, state.serial, already_done=True, kept=tuple(kept))
         new = new.bumped()
         result = backend.write(ws, new, lock)
-        return DetachResult(ws, tuple(removed), new.lineage, new.serial, write=result)
+        return DetachResult(ws, tuple(removed), new.lineage, new.serial, write=result, kept=tuple(kept))
+
+
+def removable_copies(state: State, addresses: Iterable[str], other: State) -> list[str]:
+    """The instances of ``state`` matched by ``addresses`` that are copies of ``other``'s objects
+    (the same object is managed there too) or data sources: what can leave ``state`` and orphan nothing."""
+    matched = state.select(list(addresses))
+    if not matched:
+        return []
+    same = set(compare_objects(state, other).same)
+    return [a for a in matched if a in same or parse_address(a).mode == "data"]
 
 
 def _object_ids(state: State) -> dict[str, object]:
     """Instance address -> the ``id`` attribute (the real object it manages)."""
     return {str(i.address): (i.obj.get("attributes") or {}).get("id") for i in state.instances()}
+
+
+@dataclass(frozen=True)
+class ObjectComparison:
+    """How the managed instances of one state relate to the objects another state manages.
+
+    An address alone says nothing about ownership: after ``terraform apply`` in a copy,
+    the new cluster sits at the very address the old cluster has in the old state.
+    """
+
+    same: tuple[str, ...]      # the other state manages the same object at this address
+    own: tuple[str, ...]       # the other state does not manage this object: it is this state's alone
+    unsure: tuple[str, ...]    # no ``id`` on one side and the attributes differ: cannot tell
+
+
+def compare_objects(state: State, other: State | None) -> ObjectComparison:
+    """Classify ``state``'s managed instances against ``other`` by object identity.
+
+    Identity is the ``id`` attribute (what ``handover`` checks, too). An instance is
+    ``same`` when both ids are equal, or when neither has an id and the attributes are
+    equal; ``own`` when the other state has no instance at that address or both ids
+    are set and differ; ``unsure`` otherwise. Data sources are left out: they own nothing.
+    """
+    # Keyed by address and deposed key: a deposed object is a real object of its own.
+    theirs: dict[tuple[str, str], dict[str, object]] = {}
+    if other is not None:
+        for inst in other.instances():
+            if inst.address.mode == "managed":
+                theirs[(str(inst.address), str(inst.obj.get("deposed", "")))] = inst.obj.get("attributes") or {}
+    verdict: dict[str, str] = {}  # address -> same | own | unsure (the least certain of its objects wins)
+    rank = {"same": 0, "unsure": 1, "own": 2}
+    for inst in state.instances():
+        if inst.address.mode != "managed":
+            continue
+        addr = str(inst.address)
+        mine = inst.obj.get("attributes") or {}
+        other_attrs = theirs.get((addr, str(inst.obj.get("deposed", ""))))
+        if other_attrs is None:
+            v = "own"
+        else:
+            a, b = mine.get("id"), other_attrs.get("id")
+            if a is not None and b is not None:
+                v = "same" if a == b else "own"
+            elif a is None and b is None and mine == other_attrs:
+                v = "same"
+            else:
+                v = "unsure"
+        if rank[v] >= rank[verdict.get(addr, "same")]:
+            verdict[addr] = v
+    same = [a for a, v in verdict.items() if v == "same"]
+    own = [a for a, v in verdict.items() if v == "own"]
+    unsure = [a for a, v in verdict.items() if v == "unsure"]
+    return ObjectComparison(tuple(same), tuple(own), tuple(unsure))
 
 
 def handover(backend: Backend, from_ws: str, to_ws: str, addresses: Iterable[str]) -> HandoverResult:

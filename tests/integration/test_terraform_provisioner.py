@@ -27,6 +27,12 @@ resource "terraform_data" "vpc" {
 
 resource "terraform_data" "cluster" {
   input = "${var.cluster_name}-in-${terraform_data.vpc.output}"
+
+  # Proof that a destroy really ran, and of which object: the line names the cluster.
+  provisioner "local-exec" {
+    when    = destroy
+    command = "echo ${self.input} >> destroyed.log"
+  }
 }
 
 output "cluster" {
@@ -86,6 +92,16 @@ environments:
     return root
 
 
+def _ids(stack: Path, ws: str) -> dict[str, str]:
+    state = json.loads((stack / f"terraform.tfstate.d/{ws}/terraform.tfstate").read_text())
+    return {r["name"]: r["instances"][0]["attributes"]["id"] for r in state["resources"]}
+
+
+def _destroyed(stack: Path) -> list[str]:
+    log = stack / "destroyed.log"
+    return log.read_text().split() if log.exists() else []
+
+
 def test_apply_in_the_new_workspace_then_gated_destroy(project: Project, stack: Path) -> None:
     r = project.run("migrate", "--env", "dev")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -96,16 +112,66 @@ def test_apply_in_the_new_workspace_then_gated_destroy(project: Project, stack: 
     assert json.loads(_tf(stack, "output", "-json", ws="dev").stdout)["cluster"]["value"] == "blue-in-vpc-shared"
     assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == [
         "terraform_data.cluster", "terraform_data.vpc"]
-    green = json.loads((stack / "terraform.tfstate.d/dev-green/terraform.tfstate").read_text())
-    blue = json.loads((stack / "terraform.tfstate.d/dev/terraform.tfstate").read_text())
-    vpc = next(r for r in green["resources"] if r["name"] == "vpc")["instances"][0]["attributes"]["id"]
-    assert vpc == next(r for r in blue["resources"] if r["name"] == "vpc")["instances"][0]["attributes"]["id"]
+    green, blue = _ids(stack, "dev-green"), _ids(stack, "dev")
+    assert green["vpc"] == blue["vpc"]  # one shared object, copied
+    assert green["cluster"] != blue["cluster"]  # same address, two objects: the new cluster is the copy's own
     # rollback: a destroy that may only touch what the apply created, then the copy goes
     r = project.run("rollback", "--env", "dev")
     assert r.returncode == 0, r.stdout + r.stderr
+    assert "destroy gate passed for dev-green" in r.stdout
+    # the new cluster was really destroyed (its destroy-time provisioner ran), the old one was not
+    assert _destroyed(stack) == ["green-in-vpc-shared"]
     assert "dev-green" not in _tf(stack, "workspace", "list").stdout
+    # the deleted copy's last state is backed up, and it held the shared VPC only: nothing was orphaned
+    backups = sorted((stack / "terraform.tfstate.d").glob("dev-green.terraform.tfstate.*.backup"))
+    assert backups
+    last = json.loads(backups[-1].read_text())
+    assert [r["name"] for r in last["resources"]] == ["vpc"]
     assert sorted(_tf(stack, "state", "list", ws="dev").stdout.split()) == [
         "terraform_data.cluster", "terraform_data.vpc"]
+    assert _ids(stack, "dev") == blue
+
+
+def test_the_copy_never_holds_the_old_cluster(project: Project, stack: Path) -> None:
+    # Killed right after duplicate-workspace: the copy was written without the cluster already, so at no
+    # point do both states own it (before, detach-cluster took it out in a second write).
+    r = project.run("migrate", "--env", "dev", env={"MIGRATE_FAILPOINTS": "after-done:duplicate-workspace"})
+    assert r.returncode != 0
+    assert _tf(stack, "state", "list", ws="dev-green").stdout.split() == ["terraform_data.vpc"]
+    records = [json.loads(line) for line in (project.root / ".migrate/dev/journal.jsonl").read_text().splitlines()]
+    done = next(rec for rec in records if rec["type"] == "step.done" and rec["step"].endswith("duplicate-workspace"))
+    assert done["outputs"]["excluded"] == ["terraform_data.cluster"]
+    plan = next(rec for rec in records if rec["type"] == "run.started")["plan"]
+    dup = next(s for s in plan["steps"] if s["kind"] == "duplicate-workspace")
+    assert dup["params"]["exclude"] == ["terraform_data.cluster"]
+    facts = plan["fingerprint"]["facts"]["duplicate-workspace"]
+    assert facts["target_exists"] is False and "target" not in facts
+    # detach-cluster is left as a check: nothing to remove, nothing written
+    serial = json.loads((stack / "terraform.tfstate.d/dev-green/terraform.tfstate").read_text())["serial"]
+    r = project.run("migrate", "--env", "dev",
+                    env={"MIGRATE_FAILPOINTS": "after-done:detach-cluster"})
+    assert r.returncode != 0
+    assert "dev-green: already done, it holds none of the old cluster's objects" in r.stdout, r.stdout
+    assert json.loads((stack / "terraform.tfstate.d/dev-green/terraform.tfstate").read_text())["serial"] == serial
+    r = project.run("migrate", "--env", "dev")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_rollback_keeps_a_copy_that_still_manages_a_new_cluster(project: Project, stack: Path) -> None:
+    # provision-cluster is skipped and the operator applied the copy by hand: the rollback of
+    # duplicate-workspace must not delete a workspace whose cluster object exists only there.
+    cfg = project.root / "migrate.yaml"
+    cfg.write_text(cfg.read_text().replace("skip: [", "skip: [provision-cluster, "))
+    r = project.run("migrate", "--env", "dev")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = _tf(stack, "apply", "-auto-approve", "-input=false", "-var=cluster_name=green", ws="dev-green")
+    assert r.returncode == 0, r.stderr
+    green = _ids(stack, "dev-green")
+    r = project.run("rollback", "--env", "dev")
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "terraform_data.cluster" in r.stderr and "dev-green" in r.stderr, r.stderr
+    assert _ids(stack, "dev-green") == green  # the copy and its live cluster are still there
+    assert _destroyed(stack) == []
 
 
 def test_gate_refuses_a_plan_that_would_replace_a_shared_resource(project: Project, stack: Path) -> None:
@@ -126,6 +192,7 @@ def test_decommission_destroys_the_old_cluster_through_terraform(project: Projec
     r = project.run("decommission", "--env", "dev")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "destroy gate passed for dev" in r.stdout
+    assert _destroyed(stack) == ["blue-in-vpc-shared"]
     # The new workspace owns the shared VPC and its own cluster; the old one is gone with its cluster.
     assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == [
         "terraform_data.cluster", "terraform_data.vpc"]
