@@ -22,7 +22,7 @@ from migrate.plan.compare import first_difference
 from migrate.plan.model import Fingerprint, Plan
 from migrate.run.events import Event, Reporter
 from migrate.run.executor import Executor
-from migrate.run.journal import Journal, RunState, latest, new_run_id, utcnow, who
+from migrate.run.journal import FAILED, STARTED, Journal, RunState, latest, new_run_id, utcnow, who
 from migrate.run.locks import LocalRunLock
 from migrate.run.planfiles import read_plan, write_plan
 from migrate.steps import facts as step_facts
@@ -223,6 +223,15 @@ def _start_or_resume(
                 f"to go back: `invoke rollback --env {h.name}`",
             )
         _check_step_ids(h, plan, "--assume-done", assume_done)
+        not_interrupted = [i for i in assume_done if current.step(i).status not in (STARTED, FAILED)]
+        if not_interrupted:
+            raise UsageError(
+                f"--assume-done: step {not_interrupted[0]!r} of run {current.run_id} is "
+                f"{current.step(not_interrupted[0]).status}, not interrupted",
+                where=f"environment {h.name}",
+                hint="--assume-done only accepts a step an interrupted run left started or failed; "
+                "see `invoke status --env " + h.name + "`",
+            )
         if current.status == "paused":
             journal.append({"type": "run.continued", "run": current.run_id, "by": who()})
         _emit(reporter, h, "run.resumed", f"resuming run {current.run_id} of {h.name} ({current.status})")
@@ -259,6 +268,11 @@ def _start_or_resume(
             hint="nothing was changed; add those kinds to 'skip:' in migrate.yaml to run without them",
         )
     _check_step_ids(h, plan, "--assume-done", assume_done)
+    if assume_done:
+        # A new run has no interrupted step: marking one done would skip it without it ever running.
+        raise UsageError(f"--assume-done: there is no interrupted run of {h.name} to resume",
+                         where=f"environment {h.name}",
+                         hint="--assume-done only accepts a step an interrupted run left started or failed")
     run_id = new_run_id()
     journal.append({"type": "run.started", "run": run_id, "operation": operation,
                     "plan": plan.model_dump(mode="json"), "by": who()})

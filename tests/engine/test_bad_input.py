@@ -156,9 +156,18 @@ def assume_done_unknown_new_run(p: Project) -> list[str]:
     return ["migrate", "--env", "dev", "--assume-done", "01-hook-onee"]
 
 
+def assume_done_on_a_new_run(p: Project) -> list[str]:
+    return ["migrate", "--env", "dev", "--assume-done", "01-hook-one"]
+
+
 def assume_done_unknown_on_resume(p: Project) -> list[str]:
     _failed_run(p)
     return ["migrate", "--env", "dev", "--assume-done", "nope"]
+
+
+def assume_done_of_a_pending_step(p: Project) -> list[str]:
+    _failed_run(p)  # step 01 failed; step 02 never started
+    return ["migrate", "--env", "dev", "--assume-done", "02-write-report"]
 
 
 def assume_done_unknown_on_continue(p: Project) -> list[str]:
@@ -307,6 +316,10 @@ CASES: list[Case] = [
         "the plan no longer matches what migrate.yaml produces", "review.never_touch"]),
     ("assume-done-unknown-new-run", assume_done_unknown_new_run, 2, [
         "--assume-done: no step '01-hook-onee'", "did you mean '01-hook-one'", "01-hook-one, 02-write-report"]),
+    ("assume-done-on-a-new-run", assume_done_on_a_new_run, 2, [
+        "--assume-done: there is no interrupted run of dev to resume"]),
+    ("assume-done-of-a-pending-step", assume_done_of_a_pending_step, 2, [
+        "--assume-done: step '02-write-report' of run", "is pending, not interrupted"]),
     ("assume-done-unknown-on-resume", assume_done_unknown_on_resume, 2, [
         "--assume-done: no step 'nope'", "01-hook-one, 02-write-report"]),
     ("assume-done-unknown-on-continue", assume_done_unknown_on_continue, 2, [
