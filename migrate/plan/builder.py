@@ -37,15 +37,15 @@ def _kind_steps(env_name: str, env: Environment, kind: str) -> list[tuple[str, s
     if kind == "duplicate-workspace":
         return [(kind, f"Copy workspace {ws} to {new_ws}",
                  {"backend": _backend(env), "workspace": ws, "new_workspace": new_ws},
-                 f"workspace {new_ws} is created with a copy of {ws}'s state and a fresh lineage; "
-                 f"{ws} is only read",
+                 f"workspace {new_ws} is created with a copy of {ws}'s state, minus the cluster-owned addresses "
+                 f"(so the cluster is never owned by both), and a fresh lineage; {ws} is only read",
                  f"delete workspace {new_ws} (after a backup)")]
     if kind == "detach-cluster":
         overrides = tf.ownership.model_dump() if tf else {}
         return [(kind, f"Take the cluster out of {new_ws}",
                  {"workspace": new_ws, "ownership_overrides": overrides},
-                 f"the cluster-owned addresses and everything that depends on them are removed from "
-                 f"{new_ws}, so terraform creates a new cluster there",
+                 f"checks that {new_ws} holds none of the old cluster's objects (the copy was written without "
+                 f"them) and removes any that are still there, so terraform creates a new cluster there",
                  "nothing: the copy without the cluster is the safe state (undoing the copy deletes it)")]
     if kind == "provision-cluster":
         return [(kind, f"Create cluster {new}",
