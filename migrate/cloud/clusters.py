@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,31 @@ class Readiness:
         return not self.cloud_missing
 
 
+# Workloads in kube-system that stand for a core add-on: (add-on, kind, name). EKS runs the ones of the
+# managed add-ons it was asked for (clusters.new.eks.addons); GKE always runs kube-dns.
+EKS_ADDON_WORKLOADS: dict[str, tuple[str, str]] = {
+    "coredns": ("Deployment", "coredns"),
+    "kube-proxy": ("DaemonSet", "kube-proxy"),
+    "vpc-cni": ("DaemonSet", "aws-node"),
+    "aws-ebs-csi-driver": ("Deployment", "ebs-csi-controller"),
+}
+GKE_CORE_WORKLOADS: list[tuple[str, str, str]] = [("kube-dns", "Deployment", "kube-dns")]
+
+
+def _failed(failures: list[str], name: str) -> ProviderError:
+    """The cloud gave up on the cluster: waiting longer cannot help, so say so now, with its reason."""
+    return ProviderError("; ".join(failures), where=f"cluster {name}",
+                         hint="fix the cause the cloud names; `rollback` deletes the failed cluster, "
+                              "then run again")
+
+
 class ClusterProvider(Protocol):
     def old_facts(self) -> dict[str, Any]: ...
     def new_spec(self) -> dict[str, Any]: ...
     def exists(self, name: str) -> bool: ...
     def create(self, spec: dict[str, Any]) -> dict[str, Any]: ...
     def readiness(self, spec: dict[str, Any]) -> Readiness: ...
+    def core_addons(self, spec: dict[str, Any]) -> list[tuple[str, str, str]]: ...
     def after_active(self, spec: dict[str, Any], ready: Readiness) -> dict[str, Any]: ...
     def delete(self, spec: dict[str, Any], outputs: dict[str, Any]) -> None: ...
     def access(self, name: str, context: str) -> ClusterAccess: ...
@@ -75,12 +95,19 @@ class AwsClusters:
 
         s = EksClusterSpec.from_dict(spec)
         st = self.eks.status(s)
+        if st.failures:
+            raise _failed(st.failures, s.name)
         if st.status == "ACTIVE":
             # Node groups and add-ons can only be created on an active cluster.
             self.eks.create_nodegroups(s)
             self.eks.create_addons(s)
             st = self.eks.status(s)
+            if st.failures:
+                raise _failed(st.failures, s.name)
         return Readiness(st.missing(s), st.endpoint, st.ca_data)
+
+    def core_addons(self, spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return [(a, *EKS_ADDON_WORKLOADS[a]) for a in spec.get("addons", []) if a in EKS_ADDON_WORKLOADS]
 
     def after_active(self, spec: dict[str, Any], ready: Readiness) -> dict[str, Any]:
         from migrate.cloud.aws.eks import EksClusterSpec
@@ -89,7 +116,7 @@ class AwsClusters:
         st = self.eks.status(s)
         out: dict[str, Any] = {"arn": st.arn, "endpoint": st.endpoint}
         if s.oidc and st.oidc_issuer:
-            out["oidc_provider_arn"] = self.eks.ensure_oidc_provider(st.oidc_issuer)
+            out["oidc_provider_arn"] = self.eks.ensure_oidc_provider(st.oidc_issuer, owner=s.name)
         return out
 
     def delete(self, spec: dict[str, Any], outputs: dict[str, Any]) -> None:
@@ -97,9 +124,12 @@ class AwsClusters:
 
         s = EksClusterSpec.from_dict(spec)
         _never_the_old(self.env, s.name)
-        self.eks.delete(s)
-        if outputs.get("oidc_provider_arn"):
-            self.eks.delete_oidc_provider(str(outputs["oidc_provider_arn"]))
+        self.eks.delete(s, timeout=self.env.clusters.new.ready_timeout)
+        arn = outputs.get("oidc_provider_arn")
+        # Only a provider this toolkit created for this cluster (tagged so): one found already in place
+        # for the issuer belongs to someone else.
+        if arn and self.eks.oidc_provider_owner(str(arn)) == s.name:
+            self.eks.delete_oidc_provider(str(arn))
 
     def delete_old(self) -> dict[str, Any]:
         """Decommission: delete the *old* cluster, its node groups, add-ons and OIDC provider."""
@@ -152,6 +182,7 @@ class GcpClusters:
         assert env.gcp is not None
         self.env = env
         self.gke = Gke(env.gcp)
+        self._operations: dict[str, str] = {}  # cluster -> the create operation this provider started
 
     def old_facts(self) -> dict[str, Any]:
         old = self.gke.get(self.env.clusters.old.name)
@@ -171,15 +202,31 @@ class GcpClusters:
     def create(self, spec: dict[str, Any]) -> dict[str, Any]:
         from migrate.cloud.gcp.gke import GkeClusterSpec
 
-        op = self.gke.create(GkeClusterSpec.from_dict(spec))
+        s = GkeClusterSpec.from_dict(spec)
+        op = self.gke.create(s)
+        if op:
+            self._operations[s.name] = op
         return {"operation": op} if op else {}
 
     def readiness(self, spec: dict[str, Any]) -> Readiness:
         from migrate.cloud.gcp.gke import GkeClusterSpec
 
         s = GkeClusterSpec.from_dict(spec)
+        op = self._operations.get(s.name)
+        if op:
+            # A failed or aborted create raises here, with GKE's error, instead of waiting out the timeout.
+            done, _ = self.gke.operation_done(op, cluster=s.name)
+            if done:
+                del self._operations[s.name]
         st = self.gke.status(s)
+        if st.failures:
+            raise _failed(st.failures, s.name)
+        if st.status == "RUNNING" and self.gke.create_missing_node_pool(s):
+            st = self.gke.status(s)  # a pool was missing (a resumed run, or deleted by hand): now PROVISIONING
         return Readiness(st.missing(s), st.endpoint, st.ca_data)
+
+    def core_addons(self, spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return list(GKE_CORE_WORKLOADS)
 
     def after_active(self, spec: dict[str, Any], ready: Readiness) -> dict[str, Any]:
         return {"endpoint": ready.endpoint}
@@ -189,7 +236,7 @@ class GcpClusters:
 
         s = GkeClusterSpec.from_dict(spec)
         _never_the_old(self.env, s.name)
-        self.gke.delete(s)
+        self.gke.delete(s, timeout=self.env.clusters.new.ready_timeout)
 
     def delete_old(self) -> dict[str, Any]:
         from migrate.cloud.gcp.gke import GkeClusterSpec
@@ -258,8 +305,10 @@ def kube_client(access: ClusterAccess, token: str | None) -> Any:
     return k8s.ApiClient(cfg)
 
 
-def api_missing(api_client: Any, expected_nodes: int) -> list[str]:
-    """What keeps the Kubernetes API from being usable: unanswered API, unready nodes, no kube-system."""
+def api_missing(api_client: Any, expected_nodes: int,
+                core_addons: list[tuple[str, str, str]] | None = None) -> list[str]:
+    """What keeps the Kubernetes API from being usable: unanswered API, unready nodes, no kube-system,
+    core add-ons ((add-on, kind, name) workloads in kube-system) absent or not ready."""
     from kubernetes import client as k8s
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
@@ -269,7 +318,19 @@ def api_missing(api_client: Any, expected_nodes: int) -> list[str]:
         core = k8s.CoreV1Api(api_client)
         nodes = core.list_node(_request_timeout=5).items
         namespaces = {n.metadata.name for n in core.list_namespace(_request_timeout=5).items if n.metadata}
-    except (ApiException, HTTPError, OSError) as e:
+        workloads: dict[tuple[str, str], Any] = {}
+        if core_addons and "kube-system" in namespaces:
+            apps = k8s.AppsV1Api(api_client)
+            # Raw JSON: the client's models reject a just-created DaemonSet whose status is still empty.
+            lists: dict[str, Any] = {
+                "Deployment": apps.list_namespaced_deployment("kube-system", _request_timeout=5,
+                                                              _preload_content=False),
+                "DaemonSet": apps.list_namespaced_daemon_set("kube-system", _request_timeout=5,
+                                                             _preload_content=False)}
+            for kind, resp in lists.items():
+                items = json.loads(resp.data).get("items") or []
+                workloads.update({(kind, str(w["metadata"]["name"])): w for w in items})
+    except (ApiException, HTTPError, OSError, ValueError) as e:  # ValueError: an answer that is not JSON
         return [f"the Kubernetes API does not answer ({getattr(e, 'status', '') or type(e).__name__})"]
     missing = []
     ready = [n for n in nodes if n.status and any(c.type == "Ready" and c.status == "True"
@@ -278,4 +339,21 @@ def api_missing(api_client: Any, expected_nodes: int) -> list[str]:
         missing.append(f"{len(ready)} of {expected_nodes} nodes are Ready")
     if "kube-system" not in namespaces:
         missing.append("namespace kube-system is missing")
+        return missing
+    for addon, kind, name in core_addons or []:
+        w = workloads.get((kind, name))
+        if w is None:
+            missing.append(f"core add-on {addon} is missing ({kind} kube-system/{name} not found)")
+        elif not _workload_ready(kind, w):
+            missing.append(f"core add-on {addon} is not ready ({kind} kube-system/{name})")
     return missing
+
+
+def _workload_ready(kind: str, w: dict[str, Any]) -> bool:
+    st = w.get("status") or {}
+    if kind == "Deployment":
+        want = (w.get("spec") or {}).get("replicas")
+        return int(st.get("availableReplicas") or 0) >= (1 if want is None else int(want))
+    if "desiredNumberScheduled" not in st:  # not yet seen by its controller
+        return False
+    return int(st.get("numberReady") or 0) >= int(st["desiredNumberScheduled"] or 0)

@@ -3,7 +3,9 @@
 - ``http_error``: a cluster's data plane answers ``status`` on a path prefix;
 - ``never_ready``: a workload never turns ready (also for clusters that do not exist yet);
 - ``state_write``: S3 PUTs to matching state keys fail;
-- ``eks_delay``: EKS clusters (and node groups) report CREATING for N seconds after create.
+- ``eks_delay``: EKS clusters (and node groups) report CREATING for N seconds after create;
+- ``gke_create_error``: a GKE cluster create fails: its operation ends DONE with an error and the cluster
+  goes to ERROR with that ``statusMessage`` (a quota error by default), as GKE does when it gives up.
 
 Faults are plain data so they can travel over the control API as JSON.
 """
@@ -37,12 +39,24 @@ class StateWriteFault:
     count: int = -1  # how many writes fail; -1 = until cleared
 
 
+GKE_QUOTA_MESSAGE = ("Insufficient regional quota to satisfy request: resource \"CPUS\": request requires "
+                     "'12.0' and is short '4.0'. project has a quota of '8.0' with '8.0' available.")
+
+
+@dataclass(frozen=True)
+class GkeCreateFault:
+    cluster: str = ""  # empty matches every cluster created from now on
+    message: str = GKE_QUOTA_MESSAGE
+    code: int = 8  # google.rpc.Code RESOURCE_EXHAUSTED
+
+
 @dataclass
 class SandboxFaults:
     http: list[HttpFault] = field(default_factory=list)
     workloads: list[WorkloadFault] = field(default_factory=list)
     state_writes: list[StateWriteFault] = field(default_factory=list)
     eks_delay: float = 0.0
+    gke_create: list[GkeCreateFault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def http_status(self, cluster: str, path: str) -> int | None:
@@ -66,6 +80,11 @@ class SandboxFaults:
                     return True
         return False
 
+    def gke_create_error(self, cluster: str) -> GkeCreateFault | None:
+        """The fault that makes this GKE cluster's create fail, if any."""
+        with self._lock:
+            return next((f for f in self.gke_create if f.cluster in ("", cluster)), None)
+
     def workloads_for(self, cluster: str) -> list[WorkloadFault]:
         with self._lock:
             return [w for w in self.workloads if w.cluster == cluster]
@@ -85,6 +104,10 @@ class SandboxFaults:
                                                          int(spec.get("count", -1))))
             elif kind == "eks_delay":
                 self.eks_delay = max(0.0, float(spec["seconds"]))
+            elif kind == "gke_create_error":
+                self.gke_create.append(GkeCreateFault(str(spec.get("cluster", "")),
+                                                      str(spec.get("message") or GKE_QUOTA_MESSAGE),
+                                                      int(spec.get("code", 8))))
             else:
                 raise ValueError(f"unknown fault kind {kind!r}; use one of {FAULT_KINDS}")
 
@@ -94,11 +117,13 @@ class SandboxFaults:
             self.workloads.clear()
             self.state_writes.clear()
             self.eks_delay = 0.0
+            self.gke_create.clear()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"http": [asdict(f) for f in self.http], "never_ready": [asdict(w) for w in self.workloads],
-                    "state_write": [asdict(s) for s in self.state_writes], "eks_delay": self.eks_delay}
+                    "state_write": [asdict(s) for s in self.state_writes], "eks_delay": self.eks_delay,
+                    "gke_create_error": [asdict(g) for g in self.gke_create]}
 
 
-FAULT_KINDS = ("http", "never_ready", "state_write", "eks_delay")
+FAULT_KINDS = ("http", "never_ready", "state_write", "eks_delay", "gke_create_error")

@@ -7,17 +7,25 @@ google-cloud-container reaches it with ``transport="rest"`` and ``client_options
 - ``projects.locations.operations``: get.
 
 A created cluster is PROVISIONING, with its Kubernetes API emulator already started, until its operation
-is DONE (``provision_delay`` seconds), then RUNNING. Its ``endpoint`` is ``127.0.0.1:PORT`` (GKE gives a
+is DONE (``provision_delay`` seconds), then RUNNING, with its node pools' Ready nodes and the ``kube-dns``
+Deployment in kube-system (GKE's core DNS add-on). Its ``endpoint`` is ``127.0.0.1:PORT`` (GKE gives a
 bare address) and, unlike GKE, it is served over plain http: endpoints.json says ``"cluster_scheme": "http"``.
+
+As on GKE, a cluster runs one operation at a time: deleting it, or creating or deleting a node pool,
+while one runs is refused with 400 FAILED_PRECONDITION. The ``gke_create_error`` fault (faults.py) makes
+a create's operation end DONE with an error and the cluster go to ERROR with GKE's ``statusMessage``.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import json
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +66,8 @@ class _Op:
     done_at: float
     on_done: Any = None
     finished: bool = False
+    target: str = ""  # projects/P/locations/L/clusters/C[/nodePools/N]
+    error: Obj | None = None  # google.rpc.Status the operation ends with
 
 
 @dataclass
@@ -119,8 +129,18 @@ class GkeEmulator:
             if not op.finished and op.done_at <= now:
                 op.finished = True
                 op.doc.update(status="DONE", endTime=_now(), progress={"metrics": [{"name": "done", "intValue": 1}]})
+                if op.error is not None:
+                    op.doc.update(error=op.error, statusMessage=op.error.get("message", ""))
                 if op.on_done is not None:
                     op.on_done()
+
+    def _busy(self, project: str, location: str, cluster: str) -> None:
+        """GKE runs one operation per cluster: refuse another while one is still running."""
+        path = f"projects/{project}/locations/{location}/clusters/{cluster}"
+        for op in self.state.operations.values():
+            if not op.finished and (op.target == path or op.target.startswith(path + "/")):
+                raise GkeError(400, "FAILED_PRECONDITION",
+                               f"Cluster is running incompatible operation {op.doc['name']}.")
 
     def _cluster(self, project: str, location: str, cluster: str) -> Obj:
         c = self.state.clusters.get((project, location, cluster))
@@ -129,13 +149,14 @@ class GkeEmulator:
         return c
 
     def _operation(self, project: str, location: str, kind: str, target: str, on_done: Any = None,
-                   delay: float | None = None) -> Obj:
+                   delay: float | None = None, error: Obj | None = None) -> Obj:
         name = f"operation-{int(time.time() * 1000)}-{next(self._ids):04d}"
         doc = {"name": name, "zone": location, "operationType": kind, "status": "RUNNING",
                "selfLink": f"{self.url}/v1/projects/{project}/locations/{location}/operations/{name}",
                "targetLink": f"{self.url}/v1/{target}", "startTime": _now()}
         self.state.operations[(project, location, name)] = _Op(
-            doc, time.monotonic() + (self.provision_delay if delay is None else delay), on_done)
+            doc, time.monotonic() + (self.provision_delay if delay is None else delay), on_done, target=target,
+            error=error)
         self._tick()
         return dict(doc)
 
@@ -162,14 +183,27 @@ class GkeEmulator:
                    "network": spec.get("network", "default"), "subnetwork": spec.get("subnetwork", "default"),
                    "nodePools": [self._pool(project, location, name, p, "PROVISIONING") for p in pools]}
         self.state.clusters[(project, location, name)] = cluster
+        fault = self.registry.faults.gke_create_error(name)
 
         def running() -> None:
             cluster["status"] = "RUNNING"
+            _seed_kube_dns(emu.api.url)
             for p in cluster["nodePools"]:
                 p["status"] = "RUNNING"
                 emu.add_nodes(str(p["name"]), int(p.get("initialNodeCount") or 1),
                               label="cloud.google.com/gke-nodepool")
 
+        def failed() -> None:
+            assert fault is not None
+            cluster.update(status="ERROR", statusMessage=fault.message,
+                           conditions=[{"code": "GCE_QUOTA_EXCEEDED", "message": fault.message,
+                                        "canonicalCode": "RESOURCE_EXHAUSTED"}])
+            for p in cluster["nodePools"]:
+                p["status"] = "ERROR"
+
+        if fault is not None:
+            return self._operation(project, location, "CREATE_CLUSTER", path, failed,
+                                   error={"code": fault.code, "message": fault.message, "details": []})
         return self._operation(project, location, "CREATE_CLUSTER", path, running)
 
     def _pool(self, project: str, location: str, cluster: str, spec: Obj, status: str) -> Obj:
@@ -191,6 +225,7 @@ class GkeEmulator:
 
     def delete_cluster(self, project: str, location: str, cluster: str, body: Obj) -> Obj:
         c = self._cluster(project, location, cluster)
+        self._busy(project, location, cluster)
         c["status"] = "STOPPING"
         key = (project, location, cluster)
 
@@ -208,10 +243,18 @@ class GkeEmulator:
         pool = self._pool(project, location, cluster, body.get("nodePool") or {}, "PROVISIONING")
         if any(p["name"] == pool["name"] for p in c["nodePools"]):
             raise GkeError(409, "ALREADY_EXISTS", f"Node pool {pool['name']} already exists.")
+        self._busy(project, location, cluster)
         c["nodePools"].append(pool)
+
+        def running() -> None:
+            pool["status"] = "RUNNING"
+            emu = self.registry.get(cluster)
+            if emu is not None:  # the pool's kubelets join the cluster
+                emu.add_nodes(str(pool["name"]), int(pool["initialNodeCount"]), label="cloud.google.com/gke-nodepool")
+
         return self._operation(project, location, "CREATE_NODE_POOL",
                                f"projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{pool['name']}",
-                               lambda: pool.update(status="RUNNING"))
+                               running)
 
     def _find_pool(self, c: Obj, pool: str) -> Obj:
         for p in c["nodePools"]:
@@ -228,10 +271,19 @@ class GkeEmulator:
     def delete_node_pool(self, project: str, location: str, cluster: str, pool: str, body: Obj) -> Obj:
         c = self._cluster(project, location, cluster)
         p = self._find_pool(c, pool)
+        self._busy(project, location, cluster)
         p["status"] = "STOPPING"
+
+        def gone() -> None:
+            if p in c["nodePools"]:
+                c["nodePools"].remove(p)
+            emu = self.registry.get(cluster)
+            if emu is not None:  # its nodes leave the cluster
+                for i in range(1, int(p.get("initialNodeCount") or 1) + 1):
+                    _delete(f"{emu.api.url}/api/v1/nodes/{cluster}-{pool}-{i}")
+
         return self._operation(project, location, "DELETE_NODE_POOL",
-                               f"projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{pool}",
-                               lambda: c["nodePools"].remove(p) if p in c["nodePools"] else None)
+                               f"projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{pool}", gone)
 
     # ------------------------------------------------------------------ operations
 
@@ -240,3 +292,34 @@ class GkeEmulator:
         if op is None:
             raise GkeError(404, "NOT_FOUND", f"Operation {operation!r} not found.")
         return dict(op.doc)
+
+
+def _kube_dns() -> Obj:
+    labels = {"k8s-app": "kube-dns"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {**labels,
+                                                                                   "addonmanager.kubernetes.io/mode":
+                                                                                   "Reconcile"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                         {"name": "kubedns", "image": "gke.gcr.io/k8s-dns-kube-dns:1.23.0-gke.9",
+                          "ports": [{"name": "dns", "containerPort": 10053, "protocol": "UDP"}]}]}}}}
+
+
+def _seed_kube_dns(api_url: str) -> None:
+    """GKE's core DNS add-on, as GKE's addon manager installs it (idempotent)."""
+    req = urllib.request.Request(f"{api_url}/apis/apps/v1/namespaces/kube-system/deployments", method="POST",
+                                 data=json.dumps(_kube_dns()).encode(), headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(req, timeout=10).close()
+    except urllib.error.HTTPError as e:
+        if e.code != 409:
+            raise
+
+
+def _delete(url: str) -> None:
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10).close()
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            raise

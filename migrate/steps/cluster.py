@@ -90,7 +90,7 @@ class WaitClusterReadyStep:
         if not ready.active:
             return ready.cloud_missing
         access = p.access(spec["name"], spec["name"])
-        return api_missing(kube_client(access, p.token(spec["name"])), expected_nodes(spec))
+        return api_missing(kube_client(access, p.token(spec["name"])), expected_nodes(spec), p.core_addons(spec))
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
         p = _provider(ctx)

@@ -130,3 +130,54 @@ def test_gcs_state_bucket_through_storage_emulator_host(sandbox: dict[str, Any],
         bucket.blob("platform/dev.tfstate").delete(if_generation_match=int(gen) + 1)
     bucket.blob("platform/dev.tfstate").delete(if_generation_match=gen)
     assert list(client.list_blobs(bucket)) == []
+
+
+def test_gke_one_operation_at_a_time_node_pool_nodes_and_kube_dns(sandbox: dict[str, Any]) -> None:
+    client = gke_client(sandbox)
+    parent = f"projects/{sandbox['gcp']['project']}/locations/asia-east1"
+    name = f"{parent}/clusters/gke-ops"
+    op = client.create_cluster(parent=parent, cluster=container_v1.Cluster(name="gke-ops", node_pools=[
+        container_v1.NodePool(name="default-pool", initial_node_count=1)]))
+    with pytest.raises(gexc.BadRequest, match="incompatible operation"):  # GKE: FAILED_PRECONDITION
+        client.delete_cluster(name=name)
+    with pytest.raises(gexc.BadRequest, match="incompatible operation"):
+        client.create_node_pool(parent=name, node_pool=container_v1.NodePool(name="extra", initial_node_count=2))
+    wait_op(client, parent, op)
+    endpoint = f"{sandbox['gcp']['cluster_scheme']}://{client.get_cluster(name=name).endpoint}"
+    apps = kubernetes.client.AppsV1Api(core(endpoint).api_client)
+    assert apps.read_namespaced_deployment("kube-dns", "kube-system").spec.replicas == 2  # GKE's DNS add-on
+
+    def pool_nodes() -> list[str]:
+        return sorted(str(n.metadata.labels.get("cloud.google.com/gke-nodepool")) for n in core(endpoint).list_node(
+            label_selector="cloud.google.com/gke-nodepool").items)
+
+    assert pool_nodes() == ["default-pool"]
+    wait_op(client, parent, client.create_node_pool(parent=name, node_pool=container_v1.NodePool(
+        name="extra", initial_node_count=2)))
+    assert pool_nodes() == ["default-pool", "extra", "extra"]  # the new pool's kubelets joined
+    wait_op(client, parent, client.delete_node_pool(name=f"{name}/nodePools/extra"))
+    assert pool_nodes() == ["default-pool"]  # and left with it
+    wait_op(client, parent, client.delete_cluster(name=name))
+
+
+def test_gke_create_error_fault(sandbox: dict[str, Any], clean_faults: None) -> None:
+    client = gke_client(sandbox)
+    parent = f"projects/{sandbox['gcp']['project']}/locations/asia-east2"
+    lifecycle.control(sandbox, "POST", "/faults", {"kind": "gke_create_error", "cluster": "gke-broken",
+                                                   "message": "Insufficient regional quota: CPUS"})
+    assert lifecycle.control(sandbox, "GET", "/faults")["gke_create_error"] == [
+        {"cluster": "gke-broken", "message": "Insufficient regional quota: CPUS", "code": 8}]
+    op = client.create_cluster(parent=parent, cluster=container_v1.Cluster(name="gke-broken"))
+    wait_op(client, parent, op)
+    done = client.get_operation(name=f"{parent}/operations/{op.name}")
+    assert done.error.code == 8 and done.error.message == "Insufficient regional quota: CPUS"
+    broken = client.get_cluster(name=f"{parent}/clusters/gke-broken")
+    assert broken.status == container_v1.Cluster.Status.ERROR
+    assert broken.status_message == "Insufficient regional quota: CPUS"
+    assert {p.status for p in broken.node_pools} == {container_v1.NodePool.Status.ERROR}
+    other = client.create_cluster(parent=parent, cluster=container_v1.Cluster(name="gke-fine"))  # not matched
+    wait_op(client, parent, other)
+    assert client.get_cluster(name=f"{parent}/clusters/gke-fine").status == container_v1.Cluster.Status.RUNNING
+    for c in ("gke-broken", "gke-fine"):  # a cluster in ERROR is deleted like any other
+        wait_op(client, parent, client.delete_cluster(name=f"{parent}/clusters/{c}"))
+    assert list(client.list_clusters(parent=parent).clusters) == []

@@ -2,10 +2,17 @@
 
 Every call is idempotent: creating something that exists is not an error, and
 deleting something that is gone is not either.
+
+Add-ons: an endpoint without the EKS add-ons API (moto, which the sandbox runs, has none: its
+``/clusters/NAME/addons`` routes answer a bare 404) raises one clear, permanent error naming
+``clusters.new.eks.addons``; with ``addons: []`` add-ons are skipped (neither copied nor installed).
 """
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -13,8 +20,17 @@ from urllib.parse import urlparse
 import boto3
 
 from migrate.cloud.aws.session import aws_errors, client, error_code
+from migrate.cloud.poll import poll
 from migrate.config import EksSettings
 from migrate.errors import ProviderError
+
+# Tag put on the IAM OIDC provider the toolkit creates, so that undo deletes only a provider it made.
+OIDC_OWNER_TAG = "migrate/cluster"
+# Statuses EKS never leaves by itself: waiting longer cannot help.
+_FAILED = {"FAILED"}
+_PART_FAILED = {"CREATE_FAILED", "DELETE_FAILED"}
+# Error codes an endpoint gives for an API it does not have (moto: a bare 404 page, parsed as code "404").
+_NO_API_CODES = {"404", "UnknownOperationException", "InvalidAction"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,8 @@ class EksStatus:
     arn: str | None = None
     nodegroups: dict[str, str] = field(default_factory=dict)
     addons: dict[str, str] = field(default_factory=dict)
+    # Parts that EKS gave up on (cluster FAILED, node group or add-on CREATE_FAILED), with EKS's reason.
+    failures: list[str] = field(default_factory=list)
 
     def missing(self, spec: EksClusterSpec) -> list[str]:
         """What keeps the cluster from being ready, in words an operator can act on."""
@@ -78,11 +96,39 @@ class EksStatus:
         return out
 
 
+def _issues(part: dict[str, Any]) -> str:
+    """EKS's reason for a failed cluster, node group or add-on: its ``health.issues``."""
+    issues = (part.get("health") or {}).get("issues") or []
+    text = "; ".join(
+        f"{i.get('code', '?')}: {i.get('message', '')}".rstrip(": ")
+        + (f" ({', '.join(map(str, i['resourceIds']))})" if i.get("resourceIds") else "")
+        for i in issues)
+    return text or "EKS reports no health issues for it"
+
+
+def no_addons_api(e: BaseException) -> bool:
+    """True when the endpoint has no EKS add-ons API at all (moto), as opposed to a missing add-on."""
+    return error_code(e) in _NO_API_CODES
+
+
+def _no_addons_api_error(name: str) -> ProviderError:
+    # Not the SDK's text: it is the endpoint's bare 404 page, nothing an operator can use.
+    return ProviderError(
+        "this EKS endpoint has no add-ons API (it answers 404 with no EKS error; moto, which the sandbox "
+        "runs, has none), so add-ons cannot be listed or installed", where=f"EKS cluster {name}",
+        hint="set clusters.new.eks.addons: [] for this environment; add-ons are then skipped "
+             "(neither copied from the old cluster nor installed)")
+
+
 class Eks:
-    def __init__(self, session: boto3.Session, endpoint_url: str | None = None) -> None:
+    def __init__(self, session: boto3.Session, endpoint_url: str | None = None, *, poll_interval: float = 5.0,
+                 delete_timeout: float = 1800.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.session = session
         self.eks = client(session, "eks", endpoint_url)
         self.iam = client(session, "iam", endpoint_url)
+        self.poll_interval = poll_interval
+        self.delete_timeout = delete_timeout
+        self.sleep = sleep
 
     # -- reads -------------------------------------------------------------
 
@@ -100,10 +146,18 @@ class Eks:
             names = self.eks.list_nodegroups(clusterName=name).get("nodegroups", [])
             return [self.eks.describe_nodegroup(clusterName=name, nodegroupName=n)["nodegroup"] for n in names]
 
+    def addon_details(self, name: str) -> dict[str, dict[str, Any]]:
+        try:
+            with aws_errors("listing add-ons", where=f"EKS cluster {name}"):
+                names = self.eks.list_addons(clusterName=name).get("addons", [])
+                return {a: dict(self.eks.describe_addon(clusterName=name, addonName=a)["addon"]) for a in names}
+        except ProviderError as e:
+            if no_addons_api(e):
+                raise _no_addons_api_error(name) from e.__cause__
+            raise
+
     def addons(self, name: str) -> dict[str, str]:
-        with aws_errors("listing add-ons", where=f"EKS cluster {name}"):
-            names = self.eks.list_addons(clusterName=name).get("addons", [])
-            return {a: self.eks.describe_addon(clusterName=name, addonName=a)["addon"]["status"] for a in names}
+        return {a: str(d.get("status")) for a, d in self.addon_details(name).items()}
 
     def spec_from_old(self, old_name: str, new_name: str, version: str | None,
                       settings: EksSettings | None) -> EksClusterSpec:
@@ -155,12 +209,22 @@ class Eks:
         c = self.describe(spec.name)
         if c is None:
             return EksStatus(status=None)
-        groups = {str(g["nodegroupName"]): str(g.get("status")) for g in self.nodegroups(spec.name)}
-        addons = self.addons(spec.name) if spec.addons else {}
-        return EksStatus(status=str(c.get("status")), endpoint=c.get("endpoint"),
+        status = str(c.get("status"))
+        failures = []
+        if status in _FAILED:
+            failures.append(f"EKS cluster {spec.name} is {status}: {_issues(c)}")
+        groups_full = self.nodegroups(spec.name) if status not in _FAILED else []
+        groups = {str(g["nodegroupName"]): str(g.get("status")) for g in groups_full}
+        failures += [f"node group {g['nodegroupName']} of EKS cluster {spec.name} is {g.get('status')}: "
+                     f"{_issues(g)}" for g in groups_full if g.get("status") in _PART_FAILED]
+        addons_full = self.addon_details(spec.name) if spec.addons and status == "ACTIVE" else {}
+        addons = {a: str(d.get("status")) for a, d in addons_full.items()}
+        failures += [f"add-on {a} of EKS cluster {spec.name} is {d.get('status')}: {_issues(d)}"
+                     for a, d in addons_full.items() if d.get("status") in _PART_FAILED]
+        return EksStatus(status=status, endpoint=c.get("endpoint"),
                          ca_data=(c.get("certificateAuthority") or {}).get("data"),
                          oidc_issuer=((c.get("identity") or {}).get("oidc") or {}).get("issuer"),
-                         arn=c.get("arn"), nodegroups=groups, addons=addons)
+                         arn=c.get("arn"), nodegroups=groups, addons=addons, failures=failures)
 
     # -- writes ------------------------------------------------------------
 
@@ -196,12 +260,19 @@ class Eks:
                                  tags={**spec.tags}))
 
     def create_addons(self, spec: EksClusterSpec) -> None:
-        present = self.addons(spec.name) if spec.addons else {}
+        if not spec.addons:
+            return  # skipped: nothing asked for (the sandbox's setting, as moto has no add-ons API)
+        present = self.addons(spec.name)
         for addon in spec.addons:
             if addon not in present:
-                self._idempotent(f"installing add-on {addon}", f"EKS cluster {spec.name}",
-                                 lambda addon=addon: self.eks.create_addon(
-                                     clusterName=spec.name, addonName=addon))
+                try:
+                    self._idempotent(f"installing add-on {addon}", f"EKS cluster {spec.name}",
+                                     lambda addon=addon: self.eks.create_addon(
+                                         clusterName=spec.name, addonName=addon))
+                except ProviderError as e:
+                    if no_addons_api(e):
+                        raise _no_addons_api_error(spec.name) from e.__cause__
+                    raise
 
     def find_oidc_provider(self, issuer: str) -> str | None:
         host = urlparse(issuer).netloc + urlparse(issuer).path
@@ -211,15 +282,30 @@ class Eks:
                     return str(p["Arn"])
         return None
 
-    def ensure_oidc_provider(self, issuer: str) -> str:
-        """The IAM OIDC provider for the cluster's issuer (IRSA needs it). Returns its ARN."""
+    def ensure_oidc_provider(self, issuer: str, owner: str | None = None) -> str:
+        """The IAM OIDC provider for the cluster's issuer (IRSA needs it). Returns its ARN.
+
+        One this creates is tagged ``migrate/cluster=<owner>``: undo deletes only a provider so tagged.
+        """
         found = self.find_oidc_provider(issuer)
         if found:
             return found
+        tags = [{"Key": OIDC_OWNER_TAG, "Value": owner}] if owner else []
         with aws_errors("creating the OIDC provider", where=issuer):
             resp = self.iam.create_open_id_connect_provider(
-                Url=issuer, ClientIDList=["sts.amazonaws.com"], ThumbprintList=[_thumbprint(issuer)])
+                Url=issuer, ClientIDList=["sts.amazonaws.com"], ThumbprintList=[_thumbprint(issuer)], Tags=tags)
         return str(resp["OpenIDConnectProviderArn"])
+
+    def oidc_provider_owner(self, arn: str) -> str | None:
+        """The cluster named by the provider's ``migrate/cluster`` tag; None if untagged or gone."""
+        try:
+            with aws_errors("reading the OIDC provider", where=arn):
+                tags = self.iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn).get("Tags") or []
+        except ProviderError as e:
+            if error_code(e) == "NoSuchEntity":
+                return None
+            raise
+        return next((str(t["Value"]) for t in tags if t.get("Key") == OIDC_OWNER_TAG), None)
 
     def delete_oidc_provider(self, arn: str) -> None:
         try:
@@ -229,20 +315,58 @@ class Eks:
             if error_code(e) != "NoSuchEntity":
                 raise
 
-    def delete(self, spec: EksClusterSpec) -> None:
-        """Delete add-ons, node groups and the cluster. Only names from the spec: never the old cluster."""
+    def nodegroup_gone(self, cluster: str, nodegroup: str) -> tuple[bool, str]:
+        """(True, "gone") once describe_nodegroup says ResourceNotFound; else (False, its status)."""
+        try:
+            with aws_errors(f"reading node group {nodegroup}", where=f"EKS cluster {cluster}"):
+                ng = self.eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)["nodegroup"]
+        except ProviderError as e:
+            if error_code(e) == "ResourceNotFoundException":
+                return True, "gone"
+            raise
+        if ng.get("status") == "DELETE_FAILED":
+            raise ProviderError(f"EKS could not delete node group {nodegroup}: {_issues(ng)}",
+                                where=f"EKS cluster {cluster}",
+                                hint="fix the cause (see the EKS console), then run rollback again")
+        return False, f"node group {nodegroup} is {ng.get('status')}"
+
+    def delete(self, spec: EksClusterSpec, timeout: float | None = None) -> None:
+        """Delete add-ons, node groups and the cluster. Only names from the spec: never the old cluster.
+
+        EKS refuses delete_cluster (ResourceInUseException) while node groups remain, and a node
+        group takes minutes to go: wait for each to be gone, then delete the cluster, retrying while
+        EKS still says it is in use.
+        """
         where = f"EKS cluster {spec.name}"
         if self.describe(spec.name) is None:
             return
+        deadline = time.monotonic() + (self.delete_timeout if timeout is None else timeout)
+
+        def accepted(doing: str, call: Callable[[], Any]) -> None:
+            # ResourceInUseException (a node group still being created, node groups still attached to the
+            # cluster) is retryable: poll waits it out, up to the deadline. Gone already is done.
+            def attempt() -> tuple[bool, None]:
+                self._gone_ok(doing, where, call)
+                return True, None
+
+            poll(attempt, timeout=max(deadline - time.monotonic(), 0.0), what=f"EKS to accept {doing}",
+                 where=where, interval=self.poll_interval, sleep=self.sleep)
+
         for addon in spec.addons:
-            self._gone_ok(f"deleting add-on {addon}", where,
-                          lambda addon=addon: self.eks.delete_addon(clusterName=spec.name,
-                                                                    addonName=addon))
+            try:
+                accepted(f"deleting add-on {addon}",
+                         functools.partial(self.eks.delete_addon, clusterName=spec.name, addonName=addon))
+            except ProviderError as e:
+                if not no_addons_api(e):  # an endpoint without add-ons has none to delete
+                    raise
         for ng in spec.nodegroups:
-            self._gone_ok(f"deleting node group {ng.name}", where,
-                          lambda ng=ng: self.eks.delete_nodegroup(clusterName=spec.name,
-                                                                  nodegroupName=ng.name))
-        self._gone_ok("deleting the cluster", where, lambda: self.eks.delete_cluster(name=spec.name))
+            accepted(f"deleting node group {ng.name}",
+                     functools.partial(self.eks.delete_nodegroup, clusterName=spec.name, nodegroupName=ng.name))
+        for ng in spec.nodegroups:
+            poll(functools.partial(self.nodegroup_gone, spec.name, ng.name),
+                 timeout=max(deadline - time.monotonic(), 0.0), what=f"node group {ng.name} to be deleted",
+                 where=where, interval=self.poll_interval, sleep=self.sleep)
+        accepted("deleting the cluster", functools.partial(self.eks.delete_cluster, name=spec.name))
 
     def _idempotent(self, doing: str, where: str, call: Any) -> None:
         try:

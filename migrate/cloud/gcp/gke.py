@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from migrate.cloud.gcp.auth import credentials
+from migrate.cloud.poll import poll
 from migrate.config import GcpTarget, GkeSettings
 from migrate.errors import CredentialsError, ProviderError
 
@@ -43,6 +45,8 @@ class GkeStatus:
     endpoint: str | None = None
     ca_data: str | None = None
     node_pools: dict[str, str] = field(default_factory=dict)
+    # Parts GKE gave up on (cluster or node pool in ERROR), with GKE's statusMessage.
+    failures: list[str] = field(default_factory=list)
 
     def missing(self, spec: GkeClusterSpec) -> list[str]:
         out = []
@@ -79,10 +83,42 @@ def _status_name(value: Any) -> str:
     return str(getattr(value, "name", value))
 
 
+# Node pool states in which GKE runs an operation on the cluster: another one would be refused.
+_POOL_BUSY = {"PROVISIONING", "RECONCILING", "STOPPING"}
+
+
+def _reason(obj: Any) -> str:
+    """GKE's reason for a cluster or node pool in ERROR: statusMessage, then its conditions."""
+    parts = [str(obj.status_message)] if getattr(obj, "status_message", "") else []
+    parts += [str(c.message) for c in getattr(obj, "conditions", []) or [] if c.message]
+    return "; ".join(dict.fromkeys(parts)) or "GKE gives no statusMessage for it"
+
+
+def precondition_failed(e: BaseException) -> bool:
+    """True for GKE's FAILED_PRECONDITION (e.g. "cluster is running incompatible operation")."""
+    from google.api_core import exceptions as gexc
+
+    cause = e.__cause__ if isinstance(e, ProviderError) else e
+    if isinstance(cause, gexc.FailedPrecondition):
+        return True
+    if not isinstance(cause, gexc.GoogleAPICallError):
+        return False
+    # Over REST a 400 becomes BadRequest whatever its status; the body says FAILED_PRECONDITION.
+    response = getattr(cause, "response", None)
+    try:
+        return bool(response is not None and response.json()["error"]["status"] == "FAILED_PRECONDITION")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 class Gke:
-    def __init__(self, target: GcpTarget) -> None:
+    def __init__(self, target: GcpTarget, *, poll_interval: float = 5.0, delete_timeout: float = 1800.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         from google.cloud import container_v1
 
+        self.poll_interval = poll_interval
+        self.delete_timeout = delete_timeout
+        self.sleep = sleep
         self.target = target
         self.parent = f"projects/{target.project}/locations/{target.location}"
         options = {"api_endpoint": target.endpoint} if target.endpoint else None
@@ -131,9 +167,14 @@ class Gke:
         c = self.get(spec.name)
         if c is None:
             return GkeStatus(status=None)
-        return GkeStatus(status=_status_name(c.status), endpoint=c.endpoint or None,
+        status = _status_name(c.status)
+        failures = [f"GKE cluster {spec.name} is {status}: {_reason(c)}"] if status == "ERROR" else []
+        if not failures:  # pools of a cluster in ERROR share its reason: name them only on their own
+            failures = [f"node pool {p.name} of GKE cluster {spec.name} is ERROR: {_reason(p)}"
+                        for p in c.node_pools if _status_name(p.status) == "ERROR"]
+        return GkeStatus(status=status, endpoint=c.endpoint or None,
                          ca_data=(c.master_auth.cluster_ca_certificate or None) if c.master_auth else None,
-                         node_pools={p.name: _status_name(p.status) for p in c.node_pools})
+                         node_pools={p.name: _status_name(p.status) for p in c.node_pools}, failures=failures)
 
     def create(self, spec: GkeClusterSpec) -> str | None:
         """Start creating the cluster; returns the operation name, or None if it already exists."""
@@ -146,25 +187,79 @@ class Gke:
             network=spec.network or "",
             subnetwork=spec.subnetwork or "",
             resource_labels=spec.labels,
-            node_pools=[t.NodePool(name=p.name, initial_node_count=p.node_count,
-                                   config=t.NodeConfig(machine_type=p.machine_type)) for p in spec.node_pools],
+            node_pools=[self._pool(p) for p in spec.node_pools],
         )
+        if spec.release_channel:
+            cluster.release_channel = t.ReleaseChannel(channel=t.ReleaseChannel.Channel[spec.release_channel])
         with gcp_errors("creating the cluster", where=self._name(spec.name)):
             op = self.client.create_cluster(parent=self.parent, cluster=cluster)
         return str(op.name)
 
-    def operation_done(self, op_name: str) -> tuple[bool, str]:
+    def _pool(self, p: NodePoolSpec) -> Any:
+        t = self._types
+        return t.NodePool(name=p.name, initial_node_count=p.node_count,
+                          config=t.NodeConfig(machine_type=p.machine_type))
+
+    def create_missing_node_pool(self, spec: GkeClusterSpec) -> str | None:
+        """Start creating one node pool of the spec that the RUNNING cluster lacks (a resumed run, a pool
+        deleted by hand). GKE runs one operation per cluster at a time, so one pool per call, none while a
+        pool is still changing. Returns the operation name, or None when nothing was started."""
+        c = self.get(spec.name)
+        if c is None or _status_name(c.status) != "RUNNING":
+            return None
+        have = {p.name: _status_name(p.status) for p in c.node_pools}
+        if any(st in _POOL_BUSY for st in have.values()):
+            return None
+        for p in spec.node_pools:
+            if p.name in have:
+                continue
+            try:
+                with gcp_errors(f"creating node pool {p.name}", where=self._name(spec.name)):
+                    op = self.client.create_node_pool(parent=self._name(spec.name), node_pool=self._pool(p))
+            except ProviderError as e:
+                if precondition_failed(e):  # another operation runs on the cluster: next time
+                    return None
+                raise
+            return str(op.name)
+        return None
+
+    def operation_done(self, op_name: str, cluster: str | None = None) -> tuple[bool, str]:
+        """(done, status) of an operation; a failed or aborted one raises a permanent ProviderError."""
         name = op_name if op_name.startswith("projects/") else f"{self.parent}/operations/{op_name}"
         with gcp_errors("reading the operation", where=name):
             op = self.client.get_operation(name=name)
         status = _status_name(op.status)
-        if status == "DONE" and op.error and op.error.message:
-            raise ProviderError(f"GKE operation failed: {op.error.message}", where=name)
+        what = f"GKE operation {op_name.rsplit('/', 1)[-1]} ({_status_name(op.operation_type)})"
+        if cluster:
+            what += f" for cluster {cluster}"
+        reason = (op.error.message if op.error and op.error.message else "") or op.status_message
+        if status == "ABORTING" or (status == "DONE" and op.error and (op.error.code or op.error.message)):
+            raise ProviderError(f"{what} {'is aborting' if status == 'ABORTING' else 'failed'}: "
+                                f"{reason or 'GKE gives no reason'}", where=self._name(cluster) if cluster else name,
+                                hint="fix the cause; rollback removes what was created, then run again")
         return status == "DONE", status
 
-    def delete(self, spec: GkeClusterSpec) -> str | None:
-        if self.get(spec.name) is None:
-            return None
-        with gcp_errors("deleting the cluster", where=self._name(spec.name)):
-            op = self.client.delete_cluster(name=self._name(spec.name))
-        return str(op.name)
+    def delete(self, spec: GkeClusterSpec, timeout: float | None = None) -> str | None:
+        """Start deleting the cluster; returns the operation name, or None if it is gone already.
+
+        GKE refuses (FAILED_PRECONDITION) while another operation runs on the cluster, e.g. its
+        create: that is waited out with backoff, then the delete is sent again.
+        """
+        where = self._name(spec.name)
+
+        def attempt() -> tuple[bool, str | None]:
+            if self.get(spec.name) is None:
+                return True, None
+            try:
+                with gcp_errors("deleting the cluster", where=where):
+                    op = self.client.delete_cluster(name=where)
+            except ProviderError as e:
+                if precondition_failed(e):
+                    raise ProviderError(f"cluster {spec.name} is busy with another operation: {e.__cause__}",
+                                        where=where, retryable=True) from e.__cause__
+                raise
+            return True, str(op.name)
+
+        return poll(attempt, timeout=self.delete_timeout if timeout is None else timeout,
+                    what="GKE to accept the cluster's deletion", where=where, interval=self.poll_interval,
+                    sleep=self.sleep)
