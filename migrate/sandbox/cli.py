@@ -31,6 +31,10 @@ def fault_spec(kind: str, *, cluster: str | None = None, path: str = "/", status
         return {"kind": kind, "bucket": bucket, "key_contains": key_contains, "count": count}
     if kind == "eks_delay":
         return {"kind": kind, "seconds": seconds}
+    if kind == "gke_create_error":
+        if not cluster:
+            raise ValueError("a gke_create_error fault needs --cluster (the GKE cluster whose create fails)")
+        return {"kind": kind, "cluster": cluster}
     raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
 
 

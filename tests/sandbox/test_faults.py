@@ -101,6 +101,14 @@ def test_fault_commands_invoke_and_module_cli(sandbox: dict[str, Any], sandbox_d
     Program(namespace=root).run(["migrate", "sandbox.fault", "--kind", "eks-delay", "--seconds", "2",
                                  "--state-dir", str(sandbox_dir)], exit=False)
     assert lifecycle.control(sandbox, "GET", "/faults")["eks_delay"] == 2.0
+    for args in (["--kind", "gke-create-error", "--cluster", "stage-gke-green"],
+                 ["--kind", "never-ready", "--cluster", "dev-green", "--namespace", "shop", "--name", "cart"],
+                 ["--kind", "state-write", "--key-contains", "dev-green", "--count", "1"]):
+        Program(namespace=root).run(["migrate", "sandbox.fault", *args, "--state-dir", str(sandbox_dir)], exit=False)
+    faults = lifecycle.control(sandbox, "GET", "/faults")
+    assert [g["cluster"] for g in faults["gke_create_error"]] == ["stage-gke-green"]
+    assert [(w["cluster"], w["name"]) for w in faults["never_ready"]] == [("dev-green", "cart")]
+    assert [(w["key_contains"], w["count"]) for w in faults["state_write"]] == [("dev-green", 1)]
     out = subprocess.run([sys.executable, "-m", "migrate.sandbox", "--state-dir", str(sandbox_dir), "fault", "http",
                           "--cluster", "prod-green", "--status", "500"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
