@@ -34,6 +34,7 @@ EKS_ADDON_WORKLOADS: dict[str, tuple[str, str]] = {
     "vpc-cni": ("DaemonSet", "aws-node"),
     "aws-ebs-csi-driver": ("Deployment", "ebs-csi-controller"),
 }
+EKS_DEFAULT_ADDONS = ("coredns", "kube-proxy", "vpc-cni")
 GKE_CORE_WORKLOADS: list[tuple[str, str, str]] = [("kube-dns", "Deployment", "kube-dns")]
 
 
@@ -107,7 +108,9 @@ class AwsClusters:
         return Readiness(st.missing(s), st.endpoint, st.ca_data)
 
     def core_addons(self, spec: dict[str, Any]) -> list[tuple[str, str, str]]:
-        return [(a, *EKS_ADDON_WORKLOADS[a]) for a in spec.get("addons", []) if a in EKS_ADDON_WORKLOADS]
+        # Every EKS cluster runs these (self-managed unless installed as managed add-ons), plus what is named.
+        names = dict.fromkeys([*EKS_DEFAULT_ADDONS, *spec.get("addons", [])])
+        return [(a, *EKS_ADDON_WORKLOADS[a]) for a in names if a in EKS_ADDON_WORKLOADS]
 
     def after_active(self, spec: dict[str, Any], ready: Readiness) -> dict[str, Any]:
         from migrate.cloud.aws.eks import EksClusterSpec

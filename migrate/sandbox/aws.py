@@ -33,6 +33,24 @@ FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nsandbox (plain http, n
                            b"-----END CERTIFICATE-----\n").decode()
 
 
+
+def _addon(kind: str, name: str, labels: dict[str, str], image: str) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": "kube-system",
+                         "labels": {**labels, "eks.amazonaws.com/component": name}},
+            "spec": {**({"replicas": 2} if kind == "Deployment" else {}), "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": name, "image": image}]}}}}
+
+
+def eks_core_addons() -> list[dict[str, Any]]:
+    """What a new EKS cluster runs in kube-system before anyone installs anything."""
+    ecr = "602401143452.dkr.ecr.us-east-1.amazonaws.com/eks"
+    return [_addon("Deployment", "coredns", {"k8s-app": "kube-dns"}, f"{ecr}/coredns:v1.11.1-eksbuild.4"),
+            _addon("DaemonSet", "kube-proxy", {"k8s-app": "kube-proxy"},
+                   f"{ecr}/kube-proxy:v1.29.0-minimal-eksbuild.1"),
+            _addon("DaemonSet", "aws-node", {"k8s-app": "aws-node"}, f"{ecr}/amazon-k8s-cni:v1.18.1-eksbuild.1")]
+
 class _DelayedStatus:
     """Mixed into a moto object's class: ``status`` reads CREATING until ``_active_at`` has passed."""
 
@@ -105,6 +123,7 @@ class AwsHooks:
             cluster.certificate_authority = {"data": FAKE_CA}
             oidc_id = hashlib.md5(cluster.arn.encode()).hexdigest().upper()  # stable per cluster, like AWS's
             cluster.identity = {"oidc": {"issuer": f"https://oidc.eks.{self.region_name}.amazonaws.com/id/{oidc_id}"}}
+            emu.install(eks_core_addons())  # EKS installs these self-managed on every new cluster
             _delay(cluster, SandboxCluster, hooks.faults.eks_delay)
             return cluster
 

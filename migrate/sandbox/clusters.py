@@ -48,6 +48,19 @@ class EmulatedCluster:
             _request(f"{self.api.url}/api/v1/nodes/{name}/status", "PATCH", patch,
                      content_type="application/merge-patch+json")
 
+    def install(self, objs: list[dict[str, Any]]) -> None:
+        """Create kube-system add-ons as the cloud's addon manager would (idempotent: 409 is fine)."""
+        for o in objs:
+            group_version = o["apiVersion"]
+            base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+            plural = o["kind"].lower() + "s"
+            ns = o["metadata"]["namespace"]
+            try:
+                _request(f"{self.api.url}{base}/namespaces/{ns}/{plural}", "POST", o)
+            except urllib.error.HTTPError as e:
+                if e.code != 409:
+                    raise
+
     def info(self) -> dict[str, Any]:
         return {"cloud": self.cloud, "version": self.version, "api": self.api.url,
                 "dataplane": self.dataplane.url, "kubeconfig": str(self.kubeconfig)}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import re
 import threading
 import time
@@ -187,7 +186,7 @@ class GkeEmulator:
 
         def running() -> None:
             cluster["status"] = "RUNNING"
-            _seed_kube_dns(emu.api.url)
+            emu.install([_kube_dns()])  # GKE's addon manager, once the control plane runs
             for p in cluster["nodePools"]:
                 p["status"] = "RUNNING"
                 emu.add_nodes(str(p["name"]), int(p.get("initialNodeCount") or 1),
@@ -304,17 +303,6 @@ def _kube_dns() -> Obj:
                      "template": {"metadata": {"labels": labels}, "spec": {"containers": [
                          {"name": "kubedns", "image": "gke.gcr.io/k8s-dns-kube-dns:1.23.0-gke.9",
                           "ports": [{"name": "dns", "containerPort": 10053, "protocol": "UDP"}]}]}}}}
-
-
-def _seed_kube_dns(api_url: str) -> None:
-    """GKE's core DNS add-on, as GKE's addon manager installs it (idempotent)."""
-    req = urllib.request.Request(f"{api_url}/apis/apps/v1/namespaces/kube-system/deployments", method="POST",
-                                 data=json.dumps(_kube_dns()).encode(), headers={"Content-Type": "application/json"})
-    try:
-        urllib.request.urlopen(req, timeout=10).close()
-    except urllib.error.HTTPError as e:
-        if e.code != 409:
-            raise
 
 
 def _delete(url: str) -> None:

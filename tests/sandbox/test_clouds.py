@@ -38,6 +38,12 @@ def test_eks_endpoint_is_the_clusters_emulator_with_plain_sdk_env(sandbox: dict[
     assert cluster["identity"]["oidc"]["issuer"].startswith("https://oidc.eks.us-east-1.amazonaws.com/id/")
     names = {n.metadata.name for n in core(cluster["endpoint"]).list_namespace().items}
     assert {"shop", "ingress-nginx", "monitoring", "kube-system"} <= names
+    # EKS's self-managed core add-ons are there from the start, and the readiness check sees them ready.
+    from migrate.cloud.clusters import EKS_ADDON_WORKLOADS, EKS_DEFAULT_ADDONS, api_missing
+
+    api = core(cluster["endpoint"]).api_client
+    addons = [(a, *EKS_ADDON_WORKLOADS[a]) for a in EKS_DEFAULT_ADDONS]
+    wait_for(lambda: api_missing(api, 0, addons) == [], what="core add-ons ready")
     assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
 
 
