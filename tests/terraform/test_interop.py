@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,17 @@ def test_duplicate_detach_and_terraform_agrees(stack: tuple[TerraformCLI, Backen
         assert e.value.retryable  # a lock conflict is worth retrying
         # terraform parsed our lock record: it prints our ID and holder back
         assert held.id in e.value.stderr_tail and held.info.Who in e.value.stderr_tail
+    # ... and really waits: started while we hold the lock, it goes ahead once we release it
+    held = backend.lock("green", "test hold, released after 3 s")
+    release = threading.Timer(3.0, backend.unlock, args=(held,))
+    t0 = time.monotonic()
+    release.start()
+    try:
+        green.state_mv("terraform_data.zone", "terraform_data.zone2", lock_timeout="60s")
+    finally:
+        release.join()
+    assert time.monotonic() - t0 >= 2.5  # it did not go ahead while our lock was held
+    green.state_mv("terraform_data.zone2", "terraform_data.zone", lock_timeout="5s")
     for ws_cli in (green, cli):
         ws_cli.state_mv("terraform_data.zone", "terraform_data.zone2", lock_timeout="5s")
         ws_cli.state_mv("terraform_data.zone2", "terraform_data.zone", lock_timeout="5s")
