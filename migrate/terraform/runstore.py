@@ -17,6 +17,7 @@ from typing import Any
 from migrate.cloud.aws.session import aws_errors, error_code
 from migrate.errors import JournalError, LockError, ProviderError
 from migrate.terraform.backends.base import Backend, LockHandle, LockInfo
+from migrate.terraform.backends.gcs import gcs_error
 
 RUN_WS = "migrate-run-{env}"
 
@@ -157,10 +158,16 @@ class GcsJournal(_ObjectJournal):
         return f"{self.prefix}{seq:010d}.json"
 
     def _list(self) -> list[str]:
-        return [b.name for b in self.client.list_blobs(self.bucket_name, prefix=self.prefix)]
+        try:
+            return [b.name for b in self.client.list_blobs(self.bucket_name, prefix=self.prefix)]
+        except Exception as e:  # google-api-core and transport errors become the project's own
+            raise gcs_error(e, "listing the journal", self.where) from e
 
     def _get(self, name: str) -> bytes:
-        return bytes(self.bucket.blob(name).download_as_bytes())
+        try:
+            return bytes(self.bucket.blob(name).download_as_bytes())
+        except Exception as e:
+            raise gcs_error(e, "reading the journal", self.where) from e
 
     def _create(self, name: str, body: bytes) -> bool:
         from google.api_core.exceptions import PreconditionFailed
@@ -170,3 +177,5 @@ class GcsJournal(_ObjectJournal):
             return True
         except PreconditionFailed:
             return False
+        except Exception as e:
+            raise gcs_error(e, "writing the journal", self.where) from e
