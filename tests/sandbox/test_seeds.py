@@ -49,7 +49,8 @@ def test_blue_cluster_runs_every_kind_the_toolkit_replays(sandbox: dict[str, Any
     sts = _get(url, "/apis/apps/v1/namespaces/shop/statefulsets/redis")
     assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
     lbs = [s for s in _get(url, "/api/v1/services")["items"] if s["spec"]["type"] == "LoadBalancer"]
-    assert {s["metadata"]["name"] for s in lbs} == {"ingress-nginx-controller", "api-public"}
+    # At least the seeded ones (other tests on this shared sandbox add their own, e.g. staging's canary).
+    assert {"ingress-nginx-controller", "api-public"} <= {s["metadata"]["name"] for s in lbs}
     assert all(s["status"]["loadBalancer"]["ingress"][0]["hostname"] for s in lbs)
     dep = _get(url, "/apis/apps/v1/namespaces/shop/deployments/frontend")
     assert dep["status"]["readyReplicas"] == dep["spec"]["replicas"] == 3
