@@ -142,6 +142,7 @@ class DuplicateWorkspaceStep:
                 f"lineage {r.new_lineage}")
         return {"new_lineage": r.new_lineage, "source_lineage": r.source_lineage, "source_serial": r.source_serial,
                 "serial": r.serial, "addresses": len(r.addresses), "excluded": list(r.excluded),
+                **({"md5": r.write.md5} if r.write is not None else {}),
                 **({"found_done": True} if r.already_done else {})}
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
@@ -205,6 +206,16 @@ class DetachClusterStep:
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
         tf = _tf(ctx)
         backend = backend_for(ctx)
+        dup = ctx.outputs_of_kind(DuplicateWorkspaceStep.kind)
+        if dup.get("md5") and "excluded" in dup:
+            # The copy still holds exactly the bytes duplicate-workspace wrote (and verified) without the
+            # cluster: nothing to remove, and a digest is far cheaper than parsing a large state again.
+            with backend.locked(tf.new_workspace, "migrate: detach-cluster check") as lock:
+                if backend.stored_md5(tf.new_workspace, lock) == dup["md5"]:
+                    ctx.log(f"{tf.new_workspace}: already done, unchanged since it was copied without the "
+                            f"{len(dup['excluded'])} cluster-owned addresses")
+                    return {"removed": 0, "serial": dup.get("serial"), "already_done": True,
+                            "verified_by_digest": True}
         # The old state is read only if the copy still holds a cluster-owned address (the cleanup case).
         r = detach(backend, tf.new_workspace, self._addresses(step), missing_ok=True,
                    only_objects_of=lambda: _read(backend, tf.workspace))

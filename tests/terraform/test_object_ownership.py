@@ -15,7 +15,7 @@ import pytest
 
 from migrate.config import load_config
 from migrate.errors import StateError, StepFailed
-from migrate.plan.model import Step
+from migrate.plan.model import Plan, Step
 from migrate.steps.base import Context
 from migrate.steps.terraform import DetachClusterStep, DuplicateWorkspaceStep
 from migrate.terraform.backends.local import LocalBackend
@@ -194,6 +194,16 @@ def test_duplicate_step_writes_the_copy_without_the_cluster(place: tuple[LocalBa
     assert DetachClusterStep().left(detach_step, ctx) == []
     assert DetachClusterStep().apply(detach_step, ctx) == {"removed": 0, "serial": 7, "already_done": True}
     assert backend.read("green").md5 == copy_md5
+    # With duplicate-workspace's outputs at hand, an unchanged copy is verified by its digest alone...
+    ctx.plan = Plan.model_construct(steps=[step, detach_step])  # only its steps matter here
+    ctx.outputs[step.id] = out
+    assert out["md5"] == copy_md5
+    assert DetachClusterStep().apply(detach_step, ctx) == {"removed": 0, "serial": 7, "already_done": True,
+                                                           "verified_by_digest": True}
+    # ... and a copy changed since (say, by hand) is checked in full again.
+    with backend.locked("green", "someone") as lock:
+        backend.write("green", backend.read("green", lock).state.bumped(), lock)  # type: ignore[union-attr]
+    assert "verified_by_digest" not in DetachClusterStep().apply(detach_step, ctx)
 
 
 def test_detach_step_cleans_up_a_full_copy_from_an_older_plan(place: tuple[LocalBackend, Context]) -> None:

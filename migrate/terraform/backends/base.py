@@ -227,6 +227,11 @@ class Backend(ABC):
         """MD5 of what is stored now, read back from the backend."""
         return hashlib.md5(self._read_raw(ws, lock) or b"").hexdigest()
 
+    def stored_md5(self, ws: str, lock: LockHandle) -> str:
+        """MD5 of the bytes stored for ``ws`` now, without parsing them (under the caller's lock)."""
+        self.check_lock(ws, lock)
+        return self._stored_md5(ws, lock)
+
     def _backup_before_delete(self, ws: str, prior: bytes) -> str:
         return self._backup(ws, prior)
 
