@@ -93,7 +93,8 @@ def run_case(case: str, root: Path, sandbox_dir: Path) -> dict[str, Any]:
             "probe_requests": int(probe.group(1)) if probe else None,
             "probe_failed": int(probe.group(2)) if probe else None,
             "steps_done_once": sorted(set(done)) == sorted(done) and len(done) == 13,
-            **duplicates(), "error": (err.strip().splitlines() or [""])[-1] if second.returncode else ""}
+            **duplicates(), "error": "\n".join(err.strip().splitlines()[-8:]) if second.returncode else "",
+            "resume_output": out[-3000:] if second.returncode else ""}
 
 
 def main() -> int:

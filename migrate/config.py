@@ -366,6 +366,7 @@ class Thresholds(_Model):
     latency_ratio: float = Field(2.0, gt=0)
     min_requests: int = Field(10, ge=0)
     latency_floor_ms: float = Field(50.0, ge=0)  # p95 below this never fails the latency gate (jitter)
+    latency_min_requests: int = Field(100, ge=1)  # the latency gate judges a p95 over at least this many
 
 
 class Traffic(_Model):

@@ -251,7 +251,7 @@ def clear_soaked(ctx: Context) -> None:
 def _gates(t: Traffic) -> GateConfig:
     th = t.thresholds
     return GateConfig(error_rate=th.error_rate, latency_ratio=th.latency_ratio, min_requests=th.min_requests,
-                      latency_floor_ms=th.latency_floor_ms)
+                      latency_floor_ms=th.latency_floor_ms, latency_min_requests=th.latency_min_requests)
 
 
 def _probe(ctx: Context, url: str, duration: float, tag: str) -> Probe:

@@ -56,6 +56,9 @@ class GateConfig:
     latency_ratio: float
     min_requests: int
     latency_floor_ms: float = 0.0
+    # A p95 needs more samples than an error rate: over 40 requests it is the second-worst one, and one slow
+    # request on a busy machine would fail the gate.
+    latency_min_requests: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,8 @@ def evaluate(window: WindowStats, cfg: GateConfig, baseline_p95_ms: float | None
     if enough and window.error_rate > cfg.error_rate:
         reasons.append(f"error rate {window.error_rate:.1%} ({window.failures}/{window.requests}) is above "
                        f"{cfg.error_rate:.1%}")
-    if lat.requests >= max(1, cfg.min_requests) and baseline_p95_ms and lat.p95_ms is not None:
+    if lat.requests >= max(1, cfg.min_requests, cfg.latency_min_requests) and baseline_p95_ms \
+            and lat.p95_ms is not None:
         limit = max(baseline_p95_ms * cfg.latency_ratio, cfg.latency_floor_ms)
         if lat.p95_ms > limit:
             reasons.append(f"p95 latency {lat.p95_ms:.1f} ms is above {limit:.1f} ms "

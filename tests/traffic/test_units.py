@@ -152,6 +152,16 @@ def test_junit_counts(tmp_path: Path) -> None:
     assert junit_counts(tmp_path / "missing.xml")["tests"] == 0
 
 
+def test_gate_latency_needs_enough_requests_for_a_p95() -> None:
+    cfg = GateConfig(error_rate=0.01, latency_ratio=2.0, min_requests=10, latency_floor_ms=20.0,
+                     latency_min_requests=100)
+    few_slow = stats([*samples(37, latency=5.0), *(Sample(t, 200, 60.0, "b") for t in (37.0, 38.0, 39.0))])
+    assert evaluate(few_slow, CFG, baseline_p95_ms=5.0).ok is False  # 3 slow of 40 make the p95...
+    assert evaluate(few_slow, cfg, baseline_p95_ms=5.0).ok  # ...which is not judged on so few
+    slow = stats(samples(100, latency=60.0))
+    assert not evaluate(slow, cfg, baseline_p95_ms=5.0).ok  # a real regression over enough requests fails
+
+
 def test_gate_latency_uses_the_longer_window_when_given() -> None:
     spike = stats(samples(20, latency=500.0))
     steady = stats(samples(200, latency=5.0))
