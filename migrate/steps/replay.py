@@ -206,7 +206,7 @@ class ReplayWorkloadsStep:
             stats = undo(new, entries, log=ctx.log)
         ctx.log(f"replay undo: {stats['deleted']} deleted, {stats['terminating']} terminating, "
                 f"{stats['gone']} already gone, "
-                f"{stats['kept']} kept (replaced by someone else since)")
+                f"{stats['kept']} kept (replaced by someone else since, or a namespace holding their objects)")
 
 
 def _targets(ctx: Context) -> list[tuple[str, str, str, str]]:
