@@ -107,6 +107,15 @@ class Ownership(_Model):
 
     cluster: list[str] = []
     shared: list[str] = []
+    # Globs of module sources that hold a cluster, beyond the known ones (docs/terraform.md).
+    cluster_modules: list[str] = []
+
+
+class TerraformGate(_Model):
+    """What the copy's plan may do to objects the old workspace still owns."""
+
+    # Addresses or globs whose in-place updates are accepted (a tag naming the old cluster, for instance).
+    allow_update: list[str] = []
 
 
 class Terraform(_Model):
@@ -118,6 +127,7 @@ class Terraform(_Model):
     # Overrides of `variables` for the old workspace's destroy at decommission (provisioner: terraform).
     old_variables: dict[str, Any] = {}
     ownership: Ownership = Ownership()
+    gate: TerraformGate = TerraformGate()
 
     @field_validator("workspace", "new_workspace")
     @classmethod

@@ -63,8 +63,13 @@ def ownership(ctx: Context, state: State) -> dict[str, Any]:
 
     tf = _tf(ctx)
     facts = read_root_module(ctx.loaded.resolve(tf.root))
-    return classify(state, facts, cluster=tf.ownership.cluster, shared=tf.ownership.shared,
-                    where=f"environments.{ctx.env_name}.terraform.ownership").to_dict()
+    # The API provisioner builds the new cluster on the old one's roles, subnets and security groups, so
+    # what only the old cluster uses stays shared there; the copy's terraform apply recreates it.
+    return classify(state, facts, cluster_name=ctx.env.clusters.old.name, cluster=tf.ownership.cluster,
+                    shared=tf.ownership.shared, exclusive=ctx.env.provisioner == "terraform",
+                    cluster_modules=tf.ownership.cluster_modules,
+                    where=f"environments.{ctx.env_name}.terraform.ownership",
+                    name_where=f"environments.{ctx.env_name}.clusters.old.name").to_dict()
 
 
 def _read_if_exists(backend: Backend, ws: str) -> State | None:

@@ -72,13 +72,17 @@ def provision(step: Step, ctx: Context) -> dict[str, Any]:
     cli = _cli(ctx)
     planfile = Path(ctx.workdir) / "provision.tfplan"
     changed = cli.plan(planfile, variables=_vars(ctx))
-    report = protect(cli.show_json(planfile), _old_addresses(ctx),
+    report = protect(cli.show_json(planfile), _old_addresses(ctx), allow_update=_tf(ctx).gate.allow_update,
                      where=f"terraform plan of workspace {_tf(ctx).new_workspace}")
     ctx.log(f"plan gate passed: {report.counts()}")
+    updates = [{"address": c.address, "paths": list(c.paths)} for c in report.allowed_updates]
+    for u in updates:
+        ctx.log(f"  allowed update of {u['address']} (terraform.gate.allow_update): {', '.join(u['paths'])}")
     if changed:
         cli.apply(planfile)
     planfile.unlink(missing_ok=True)
-    return {"workspace": _tf(ctx).new_workspace, "changes": report.counts()}
+    return {"workspace": _tf(ctx).new_workspace, "changes": report.counts(),
+            **({"allowed_updates": updates} if updates else {})}
 
 
 def _states(ctx: Context) -> tuple[State | None, State | None]:

@@ -1,25 +1,29 @@
 """Plan gates: read ``terraform show -json <planfile>`` and refuse dangerous plans (pure).
 
-* ``protect``: the copy's plan must not delete or replace anything the old
-  workspace still owns (a name built from ``terraform.workspace`` is the usual
-  culprit).
+* ``protect``: the copy's plan must not delete, replace or update in place anything
+  the old workspace still owns (a name built from ``terraform.workspace`` is the
+  usual culprit of a replace; a tag naming the old cluster, of an update). Updates
+  named by ``allow_update`` (addresses or globs) pass, and are reported with the
+  attribute paths they change.
 * ``only_deletes_of``: the old workspace's destroy plan at decommission may only
   delete old-cluster addresses; anything else (a shared VPC not yet handed over)
   fails the gate.
 
 ``tags_all`` noise: the aws provider's ``default_tags`` can show as a perpetual
 in-place update touching only ``tags_all``. Such updates are marked
-``noise=True``; they never fail a gate (neither gate fails on updates at all),
-and ``real_changes`` leaves them out for "no changes" checks.
+``noise=True``; they never fail a gate, and ``real_changes`` leaves them out
+for "no changes" checks.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from migrate.errors import GateFailed
+from migrate.errors import GateFailed, StateError
 from migrate.terraform.address import Address, parse_address
 
 NOISE_KEYS = frozenset({"tags_all"})
@@ -40,6 +44,7 @@ class PlannedChange:
     actions: tuple[str, ...]
     reason: str | None = None    # terraform's action_reason, e.g. replace_because_cannot_update
     noise: bool = False          # an update that only touches tags_all
+    paths: tuple[str, ...] = ()  # the attribute paths an update changes: tags["kubernetes.io/cluster/x"]
 
     @property
     def destructive(self) -> bool:
@@ -51,6 +56,7 @@ class GateReport:
     gate: str
     changes: tuple[PlannedChange, ...]
     violations: tuple[PlannedChange, ...] = ()
+    allowed_updates: tuple[PlannedChange, ...] = ()   # updates of protected objects that allow_update accepted
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -77,6 +83,43 @@ def _only_noise(change: Mapping[str, Any]) -> bool:
     return bool(differing) and differing <= NOISE_KEYS
 
 
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def _step(prefix: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    text = str(key)
+    if _IDENT.match(text):
+        return f"{prefix}.{text}" if prefix else text
+    return f'{prefix}["{text}"]'
+
+
+def _diff(before: Any, after: Any, unknown: Any, prefix: str, out: list[str]) -> None:
+    if unknown is True:
+        out.append(prefix or "(whole object)")
+        return
+    if isinstance(before, dict) and isinstance(after, dict):
+        unk = unknown if isinstance(unknown, dict) else {}
+        for k in sorted(before.keys() | after.keys() | unk.keys(), key=str):
+            _diff(before.get(k), after.get(k), unk.get(k), _step(prefix, k), out)
+        return
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        unk_l = unknown if isinstance(unknown, list) else []
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+            _diff(b, a, unk_l[i] if i < len(unk_l) else None, _step(prefix, i), out)
+        return
+    if before != after:
+        out.append(prefix or "(whole object)")
+
+
+def changed_paths(change: Mapping[str, Any]) -> tuple[str, ...]:
+    """Attribute paths an update changes (``after_unknown`` ones included), in a stable order."""
+    out: list[str] = []
+    _diff(change.get("before"), change.get("after"), change.get("after_unknown"), "", out)
+    return tuple(out)
+
+
 def summarize(plan: Mapping[str, Any], *, where: str = "plan") -> list[PlannedChange]:
     """Every planned resource change, in plan order. GateFailed if this is not a usable plan."""
     if not isinstance(plan, Mapping) or "format_version" not in plan:
@@ -91,7 +134,8 @@ def summarize(plan: Mapping[str, Any], *, where: str = "plan") -> list[PlannedCh
         actions = tuple(change.get("actions") or ())
         kind = _kind(actions)
         out.append(PlannedChange(str(rc.get("address")), kind, actions, rc.get("action_reason"),
-                                 noise=kind == "update" and _only_noise(change)))
+                                 noise=kind == "update" and _only_noise(change),
+                                 paths=changed_paths(change) if kind == "update" else ()))
     return out
 
 
@@ -109,21 +153,50 @@ def _matches(patterns: list[Address], address: str) -> bool:
     return any(p.matches(addr) for p in patterns)
 
 
+def _allowed(patterns: Iterable[str], address: str) -> bool:
+    """An address pattern (``module.vpc``, ``aws_subnet.private``) or a glob (``module.vpc.aws_subnet.*``)."""
+    for p in patterns:
+        if fnmatch.fnmatchcase(address, p):
+            return True
+        try:
+            if parse_address(p).matches(parse_address(address)):
+                return True
+        except StateError:
+            continue  # a glob that is no address
+    return False
+
+
 def _fail(bad: list[PlannedChange], where: str, what: str, hint: str) -> PlanGateFailed:
     listed = ", ".join(f"{c.address} ({c.kind})" for c in bad[:8]) + (" ..." if len(bad) > 8 else "")
     return PlanGateFailed(f"{what}: {listed}", where=where, hint=hint, violations=[c.address for c in bad])
 
 
-def protect(plan: Mapping[str, Any], protected: Iterable[str | Address], *, where: str = "plan") -> GateReport:
-    """Fail if the plan deletes or replaces anything under ``protected``."""
+def protect(plan: Mapping[str, Any], protected: Iterable[str | Address], *, allow_update: Iterable[str] = (),
+            where: str = "plan") -> GateReport:
+    """Fail if the plan deletes or replaces anything under ``protected``, or updates one in place unless
+    ``allow_update`` names it."""
     pats = _patterns(protected)
+    allow = list(allow_update)
     changes = summarize(plan, where=where)
     bad = [c for c in changes if c.destructive and _matches(pats, c.address)]
     if bad:
         raise _fail(bad, where, f"the plan would delete or replace {len(bad)} protected object(s)",
                     "these are still owned by the old workspace; change the configuration so the copy keeps "
                     "them (names must not depend on terraform.workspace), or detach them from the copy")
-    return GateReport("protect", tuple(changes))
+    updates = [c for c in changes if c.kind == "update" and not c.noise and _matches(pats, c.address)]
+    refused = [c for c in updates if not _allowed(allow, c.address)]
+    if refused:
+        listed = "; ".join(f"{c.address} ({', '.join(c.paths[:4]) or '?'}{' …' if len(c.paths) > 4 else ''})"
+                           for c in refused[:8]) + (" …" if len(refused) > 8 else "")
+        raise PlanGateFailed(
+            f"the plan would update {len(refused)} object(s) the old workspace still owns: {listed}",
+            where=where,
+            hint="the copy must not change what the old workspace owns. A tag naming the old cluster "
+            "(kubernetes.io/cluster/<name>) is the usual cause: tag with a for_each over both cluster names, or "
+            "add lifecycle { ignore_changes = [tags] }; to accept the update, list the address under "
+            "terraform.gate.allow_update",
+            violations=[c.address for c in refused])
+    return GateReport("protect", tuple(changes), allowed_updates=tuple(updates))
 
 
 def only_deletes_of(plan: Mapping[str, Any], allowed: Iterable[str | Address], *,

@@ -425,24 +425,11 @@ class State:
         hits, used = self._matches(pats)
         self._refuse_unknown(pats, used)
         seed_addrs = {h[2] for h in hits}
-        entries = []  # (resource address without key, its deps as patterns)
-        for res in self.resources:
-            module = parse_module(res.get("module", ""))
-            deps: set[str] = set()
-            for obj in res.get("instances", []):
-                deps.update(obj.get("dependencies") or ())
-                deps.update(obj.get("depends_on") or ())
-            entries.append((_resource_addr(res, module, None, False), [_resolve_dep(d, module) for d in sorted(deps)]))
-        by_config: dict[str, list[int]] = {}
-        for ri, (raddr, _) in enumerate(entries):
-            by_config.setdefault(raddr.config_str, []).append(ri)
         # reverse edges: resource -> resources that depend on it
         rdeps: dict[int, list[int]] = {}
-        for ri, (_, dep_pats) in enumerate(entries):
-            for pat in dep_pats:
-                for cand in by_config.get(pat.config_str, ()):
-                    if pat.matches(entries[cand][0], any_key=True):
-                        rdeps.setdefault(cand, []).append(ri)
+        for ri, deps in enumerate(self.dependency_edges()):
+            for cand in deps:
+                rdeps.setdefault(cand, []).append(ri)
         closed: set[int] = set()
         todo = list({h[0] for h in hits})
         while todo:
@@ -458,6 +445,32 @@ class State:
                 if ri in closed or addr in seed_addrs:
                     out.setdefault(addr, None)
         return list(out)
+
+
+    def dependency_edges(self) -> list[set[int]]:
+        """For each resource (by index in ``resources``), the indices of the resources its instances
+        depend on, from ``dependencies`` (and the legacy ``depends_on``). A dependency named from inside a
+        module instance resolves to that same instance (see ``dependents``)."""
+        entries = []  # (resource address without key, its deps as patterns)
+        for res in self.resources:
+            module = parse_module(res.get("module", ""))
+            deps: set[str] = set()
+            for obj in res.get("instances", []):
+                deps.update(obj.get("dependencies") or ())
+                deps.update(obj.get("depends_on") or ())
+            entries.append((_resource_addr(res, module, None, False), [_resolve_dep(d, module) for d in sorted(deps)]))
+        by_config: dict[str, list[int]] = {}
+        for ri, (raddr, _) in enumerate(entries):
+            by_config.setdefault(raddr.config_str, []).append(ri)
+        out: list[set[int]] = []
+        for _, dep_pats in entries:
+            edges: set[int] = set()
+            for pat in dep_pats:
+                for cand in by_config.get(pat.config_str, ()):
+                    if pat.matches(entries[cand][0], any_key=True):
+                        edges.add(cand)
+            out.append(edges)
+        return out
 
 
 def _addr_tuple(res: dict[str, Any]) -> tuple[str, str, str, str]:

@@ -44,12 +44,38 @@ def test_summarize_kinds_and_noise() -> None:
 
 
 def test_protect() -> None:
-    protect(PLAN, ["aws_vpc.main", "aws_subnet.a", "module.eks"])  # updates and creates are fine
+    protect(PLAN, ["aws_vpc.main", "aws_subnet.a", "module.eks"])  # creates and tags_all noise are fine
     with pytest.raises(PlanGateFailed) as e:
         protect(PLAN, ["aws_route53_zone.z", "aws_old.thing"], where="plans/dev-green.tfplan")
     assert e.value.violations == ["aws_route53_zone.z", "aws_old.thing"]
     assert "aws_route53_zone.z (replace)" in e.value.what and e.value.where == "plans/dev-green.tfplan"
     assert isinstance(e.value, GateFailed)
+
+
+def test_protect_refuses_updates_of_owned_objects_unless_allowed() -> None:
+    # The VPC module's `private_subnet_tags = {"kubernetes.io/cluster/${local.name}" = "shared"}`, planned in
+    # the copy with the new cluster's name: an in-place update of subnets the old workspace still owns.
+    tags = {"Name": "private-0", "kubernetes.io/cluster/ex-blue": "shared"}
+    new_tags = {"Name": "private-0", "kubernetes.io/cluster/ex-green": "shared"}
+    plan = {"format_version": "1.2", "resource_changes": [
+        rc("module.vpc.aws_subnet.private[0]", "update", before={"id": "subnet-1", "tags": tags, "tags_all": tags},
+           after={"id": "subnet-1", "tags": new_tags, "tags_all": new_tags}, after_unknown={}),
+        rc("aws_subnet.a", "update", before={"tags_all": {"a": "1"}}, after={"tags_all": {"a": "2"}}),
+        rc("module.eks.aws_eks_cluster.this[0]", "create"),
+    ]}
+    with pytest.raises(PlanGateFailed) as e:
+        protect(plan, ["module.vpc", "aws_subnet.a"], where="terraform plan of workspace dev-green")
+    assert e.value.violations == ["module.vpc.aws_subnet.private[0]"]  # the tags_all-only update is noise
+    assert 'tags["kubernetes.io/cluster/ex-blue"]' in e.value.what
+    assert 'tags["kubernetes.io/cluster/ex-green"]' in e.value.what
+    assert "allow_update" in e.value.hint and "ignore_changes" in e.value.hint
+    assert e.value.exit_code == 7
+    for allowed in (["module.vpc.aws_subnet.private"], ["module.vpc.aws_subnet.*"], ["module.vpc"]):
+        report = protect(plan, ["module.vpc", "aws_subnet.a"], allow_update=allowed)
+        assert [c.address for c in report.allowed_updates] == ["module.vpc.aws_subnet.private[0]"]
+        assert 'tags_all["kubernetes.io/cluster/ex-green"]' in report.allowed_updates[0].paths
+    # An update of what the old workspace does not own (the new cluster's objects) is nobody's business.
+    protect(plan, ["aws_subnet.a"])
 
 
 def test_only_deletes_of() -> None:
