@@ -8,9 +8,11 @@ The model, per address (docs/terraform.md):
   module (by source: terraform-aws-modules/eks, aws-ia eks-blueprints, terraform-google-modules
   kubernetes-engine, cloudposse eks-cluster, a local ``eks``/``gke`` directory, or the config's globs);
 * ``dependent``: depends on a cluster-owned address, directly or through others;
-* ``exclusive``: a cluster-owned address depends on it and nothing else does (leaf satellites of it, such
-  as a role's policy attachments, aside). Only with ``provisioner: terraform``: the API provisioner reuses
-  the old cluster's roles, subnets and security groups for the new one, so there they stay shared;
+* ``exclusive``: a cluster-owned address depends on it and nothing else does (what only qualifies it,
+  such as a role's policy attachments or a security group's rules, goes with it). Networks, subnets,
+  DNS zones and service enablement are shared by kind and never exclusive. Only with ``provisioner:
+  terraform``: the API provisioner reuses the old cluster's roles, subnets and security groups for the
+  new one, so there they stay shared;
 * ``provider``: served by a provider configured from the cluster (0.12 ``provider.kubernetes`` and 0.13+
   ``provider["…/kubernetes"]`` forms), or a Kubernetes/Helm object in a workspace with one cluster;
 * ``reads``: a data source that reads the cluster (by its ``name``), depends on it, or feeds a provider
@@ -52,6 +54,10 @@ SHARED_BY_KIND = frozenset({
     "google_project_service", "google_project_services", "google_folder", "google_kms_key_ring",
     "azurerm_virtual_network", "azurerm_subnet", "azurerm_resource_group", "azurerm_dns_zone",
 })
+# Types that only qualify another object (a role's policy attachment, a group's rule, a key's alias, an IAM
+# binding on an account): when nothing else uses one, it goes where the object it qualifies goes.
+_SATELLITE_TYPE = re.compile(r"(_attachment|_association|_rule|_iam_member|_iam_binding|_iam_policy|_alias"
+                             r"|_role_policy|_tag|_tags)$")
 CATEGORIES = ("cluster", "cluster-module", "dependent", "exclusive", "provider", "reads", "override", "shared")
 # provider["registry.terraform.io/hashicorp/helm"].blue (0.13+) and provider.helm.blue (0.12), root only.
 _STATE_PROVIDER = re.compile(r'^(?:provider\["(?:[^"]*/)?([^"/]+)"\]|provider\.([A-Za-z0-9_-]+))'
@@ -91,7 +97,8 @@ def provider_key(provider: str) -> str | None:
 
 
 def _cluster_name(attrs: Mapping[str, Any]) -> str:
-    return str(attrs.get("name") or attrs.get("cluster_name") or "")
+    # aws_eks_cluster's id is its name; google_container_cluster's ends with it (projects/…/clusters/<name>).
+    return str(attrs.get("name") or attrs.get("cluster_name") or str(attrs.get("id") or "").rsplit("/", 1)[-1])
 
 
 # ---- the reference graph ---------------------------------------------------------------------------
@@ -324,7 +331,8 @@ class _Classifier:
             stack.extend(g.deps[d])
 
         def hangs_off(m: int, group: set[int]) -> bool:
-            return (g.kinds[m] == "managed" and not g.rdeps[m] and bool(g.deps[m] & group)
+            return (g.kinds[m] == "managed" and not g.rdeps[m] and bool(_SATELLITE_TYPE.search(g.resources[m]["type"]))
+                    and bool(g.deps[m] & group)
                     and all(d in owned or d in group or g.kinds[d] == "data" for d in g.deps[m]))
 
         leaves = {m for m in range(len(g.resources)) if m not in reach and self._eligible(m) and hangs_off(m, reach)}

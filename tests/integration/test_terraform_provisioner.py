@@ -25,8 +25,23 @@ resource "terraform_data" "vpc" {
   input = "vpc-shared"
 }
 
+# A second user of the VPC: it is shared, not the cluster's alone.
+resource "terraform_data" "bastion" {
+  input = "bastion-in-${terraform_data.vpc.output}"
+}
+
+# Only the cluster uses it, and its name embeds the cluster's: an exclusive dependency, recreated by the copy.
+resource "terraform_data" "cluster_role" {
+  input = "${var.cluster_name}-role"
+
+  provisioner "local-exec" {
+    when    = destroy
+    command = "echo ${self.input} >> destroyed.log"
+  }
+}
+
 resource "terraform_data" "cluster" {
-  input = "${var.cluster_name}-in-${terraform_data.vpc.output}"
+  input = "${var.cluster_name}-in-${terraform_data.vpc.output}-as-${terraform_data.cluster_role.output}"
 
   # Proof that a destroy really ran, and of which object: the line names the cluster.
   provisioner "local-exec" {
@@ -39,6 +54,8 @@ output "cluster" {
   value = terraform_data.cluster.output
 }
 """
+ALL = ["terraform_data.bastion", "terraform_data.cluster", "terraform_data.cluster_role", "terraform_data.vpc"]
+SHARED = ["terraform_data.bastion", "terraform_data.vpc"]
 
 ONLY_TF = ["replay-workloads", "wait-workloads-ready", "open-gateway", "validate", "shift-traffic",
            "wait-cluster-ready", "write-kubeconfig"]
@@ -108,27 +125,27 @@ def test_apply_in_the_new_workspace_then_gated_destroy(project: Project, stack: 
     assert "plan gate passed" in r.stdout
     # workspace selection and variables: the copy holds a new cluster object, the old one is untouched
     assert json.loads(_tf(stack, "output", "-json", ws="dev-green").stdout)["cluster"]["value"] == \
-        "green-in-vpc-shared"
-    assert json.loads(_tf(stack, "output", "-json", ws="dev").stdout)["cluster"]["value"] == "blue-in-vpc-shared"
-    assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == [
-        "terraform_data.cluster", "terraform_data.vpc"]
+        "green-in-vpc-shared-as-green-role"
+    assert json.loads(_tf(stack, "output", "-json", ws="dev").stdout)["cluster"]["value"] == \
+        "blue-in-vpc-shared-as-blue-role"
+    assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == ALL
     green, blue = _ids(stack, "dev-green"), _ids(stack, "dev")
-    assert green["vpc"] == blue["vpc"]  # one shared object, copied
-    assert green["cluster"] != blue["cluster"]  # same address, two objects: the new cluster is the copy's own
+    assert green["vpc"] == blue["vpc"] and green["bastion"] == blue["bastion"]  # shared objects, copied
+    # same addresses, other objects: the new cluster and its role are the copy's own
+    assert green["cluster"] != blue["cluster"] and green["cluster_role"] != blue["cluster_role"]
     # rollback: a destroy that may only touch what the apply created, then the copy goes
     r = project.run("rollback", "--env", "dev")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "destroy gate passed for dev-green" in r.stdout
     # the new cluster was really destroyed (its destroy-time provisioner ran), the old one was not
-    assert _destroyed(stack) == ["green-in-vpc-shared"]
+    assert _destroyed(stack) == ["green-in-vpc-shared-as-green-role", "green-role"]
     assert "dev-green" not in _tf(stack, "workspace", "list").stdout
-    # the deleted copy's last state is backed up, and it held the shared VPC only: nothing was orphaned
+    # the deleted copy's last state is backed up, and it held the shared objects only: nothing was orphaned
     backups = sorted((stack / "terraform.tfstate.d").glob("dev-green.terraform.tfstate.*.backup"))
     assert backups
     last = json.loads(backups[-1].read_text())
-    assert [r["name"] for r in last["resources"]] == ["vpc"]
-    assert sorted(_tf(stack, "state", "list", ws="dev").stdout.split()) == [
-        "terraform_data.cluster", "terraform_data.vpc"]
+    assert [r["name"] for r in last["resources"]] == ["bastion", "vpc"]
+    assert sorted(_tf(stack, "state", "list", ws="dev").stdout.split()) == ALL
     assert _ids(stack, "dev") == blue
 
 
@@ -137,13 +154,17 @@ def test_the_copy_never_holds_the_old_cluster(project: Project, stack: Path) -> 
     # point do both states own it (before, detach-cluster took it out in a second write).
     r = project.run("migrate", "--env", "dev", env={"MIGRATE_FAILPOINTS": "after-done:duplicate-workspace"})
     assert r.returncode != 0
-    assert _tf(stack, "state", "list", ws="dev-green").stdout.split() == ["terraform_data.vpc"]
+    assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == SHARED
     records = [json.loads(line) for line in (project.root / ".migrate/dev/journal.jsonl").read_text().splitlines()]
     done = next(rec for rec in records if rec["type"] == "step.done" and rec["step"].endswith("duplicate-workspace"))
-    assert done["outputs"]["excluded"] == ["terraform_data.cluster"]
+    closure = ["terraform_data.cluster", "terraform_data.cluster_role"]
+    assert done["outputs"]["excluded"] == closure
     plan = next(rec for rec in records if rec["type"] == "run.started")["plan"]
     dup = next(s for s in plan["steps"] if s["kind"] == "duplicate-workspace")
-    assert dup["params"]["exclude"] == ["terraform_data.cluster"]
+    assert dup["params"]["exclude"] == closure
+    own = plan["review"]["ownership"]
+    assert own["categories"] == {"terraform_data.cluster": "override", "terraform_data.cluster_role": "exclusive",
+                                 "terraform_data.bastion": "shared", "terraform_data.vpc": "shared"}
     facts = plan["fingerprint"]["facts"]["duplicate-workspace"]
     assert facts["target_exists"] is False and "target" not in facts
     # detach-cluster is left as a check: nothing to remove, nothing written
@@ -151,7 +172,7 @@ def test_the_copy_never_holds_the_old_cluster(project: Project, stack: Path) -> 
     r = project.run("migrate", "--env", "dev",
                     env={"MIGRATE_FAILPOINTS": "after-done:detach-cluster"})
     assert r.returncode != 0
-    assert "dev-green: already done, unchanged since it was copied without the 1 cluster-owned addresses" \
+    assert "dev-green: already done, unchanged since it was copied without the 2 cluster-owned addresses" \
         in r.stdout, r.stdout
     assert json.loads((stack / "terraform.tfstate.d/dev-green/terraform.tfstate").read_text())["serial"] == serial
     r = project.run("migrate", "--env", "dev")
@@ -184,7 +205,30 @@ def test_gate_refuses_a_plan_that_would_replace_a_shared_resource(project: Proje
     assert r.returncode == 7, r.stdout + r.stderr
     assert "terraform_data.vpc" in r.stderr and "protected" in r.stderr
     # nothing was applied: the copy still has no cluster object
-    assert _tf(stack, "state", "list", ws="dev-green").stdout.split() == ["terraform_data.vpc"]
+    assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == SHARED
+
+
+def test_gate_refuses_an_update_of_a_shared_resource_unless_allowed(project: Project, stack: Path) -> None:
+    # A shared object whose arguments name the cluster (the VPC module's kubernetes.io/cluster/<name> subnet
+    # tags are the real-world case): the copy's plan updates it in place, which the old workspace owns.
+    named = 'input = "bastion-for-${var.cluster_name}-${terraform_data.vpc.output}"'
+    (stack / "main.tf").write_text(STACK.replace('input = "bastion-in-${terraform_data.vpc.output}"', named))
+    r = _tf(stack, "apply", "-auto-approve", "-input=false", "-var=cluster_name=blue", ws="dev")
+    assert r.returncode == 0, r.stderr
+    before = _ids(stack, "dev")
+    r = project.run("migrate", "--env", "dev")
+    assert r.returncode == 7, r.stdout + r.stderr
+    assert "would update 1 object(s) the old workspace still owns: terraform_data.bastion (input, output)" \
+        in r.stderr, r.stderr
+    assert "allow_update" in r.stderr
+    assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == SHARED  # nothing applied
+    cfg = project.root / "migrate.yaml"
+    cfg.write_text(cfg.read_text().replace("      ownership:", "      gate: {allow_update: [terraform_data.bastion]}\n"
+                                           "      ownership:"))
+    r = project.run("migrate", "--env", "dev")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "allowed update of terraform_data.bastion (terraform.gate.allow_update): input, output" in r.stdout
+    assert _ids(stack, "dev") == before  # the old workspace's objects, as they were
 
 
 def test_decommission_destroys_the_old_cluster_through_terraform(project: Project, stack: Path) -> None:
@@ -193,12 +237,11 @@ def test_decommission_destroys_the_old_cluster_through_terraform(project: Projec
     r = project.run("decommission", "--env", "dev")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "destroy gate passed for dev" in r.stdout
-    assert _destroyed(stack) == ["blue-in-vpc-shared"]
-    # The new workspace owns the shared VPC and its own cluster; the old one is gone with its cluster.
-    assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == [
-        "terraform_data.cluster", "terraform_data.vpc"]
+    assert _destroyed(stack) == ["blue-in-vpc-shared-as-blue-role", "blue-role"]
+    # The new workspace owns the shared objects and its own cluster; the old one is gone with its cluster.
+    assert sorted(_tf(stack, "state", "list", ws="dev-green").stdout.split()) == ALL
     assert "dev\n" not in _tf(stack, "workspace", "list").stdout.replace("*", " ").replace(" ", "")
     assert json.loads(_tf(stack, "output", "-json", ws="dev-green").stdout)["cluster"]["value"] == \
-        "green-in-vpc-shared"
+        "green-in-vpc-shared-as-green-role"
     # Local backend: the retired workspace's last state is kept beside the others, as Terraform keeps backups.
     assert list((stack / "terraform.tfstate.d").glob("dev.terraform.tfstate.*.backup"))
