@@ -241,6 +241,10 @@ def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation
     tf = env.terraform
     ownership = next((f["ownership"] for f in (facts.get("detach-cluster"), facts.get("handover-shared"))
                       if isinstance(f, dict) and isinstance(f.get("ownership"), dict)), None)
+    warnings = [w for f in facts.values() if isinstance(f, dict) for w in f.get("warnings") or []
+                if isinstance(w, str)]
+    if ownership:
+        warnings += [w for w in ownership.get("warnings") or [] if isinstance(w, str)]
     if operation == "decommission":
         return {
             "create": [],
@@ -248,6 +252,7 @@ def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation
             "delete": [f"cluster {old}", f"workspace {tf.workspace if tf else '-'}", "the temporary gateway"],
             "never_touch": [f"cluster {new}", "shared resources (VPC, DNS zones, IAM)"],
             "ownership": ownership,
+            "warnings": list(dict.fromkeys(warnings)),
         }
     create = [f"cluster {new} (provisioner: {env.provisioner})"]
     if tf and "duplicate-workspace" not in env.skip:
@@ -265,4 +270,5 @@ def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation
     if tf:
         never.append(f"workspace {tf.workspace}'s state (read only until decommission)")
     never.append("shared resources (VPC, subnets, DNS zones, IAM): owned by one state throughout")
-    return {"create": create, "change": change, "delete": [], "never_touch": never, "ownership": ownership}
+    return {"create": create, "change": change, "delete": [], "never_touch": never, "ownership": ownership,
+            "warnings": list(dict.fromkeys(warnings))}

@@ -16,6 +16,33 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _ownership(own: dict[str, Any]) -> list[str]:
+    """The ownership table: every address, who owns it after the copy, its category and why."""
+    cluster, shared = list(own.get("cluster") or []), list(own.get("shared") or [])
+    categories, reasons = own.get("categories") or {}, own.get("reasons") or {}
+    found = own.get("clusters_found") or []
+    lines = ["## Terraform ownership", ""]
+    if own.get("roots"):
+        lines.append(f"Cluster: {', '.join(f'`{r}`' for r in own['roots'])}"
+                     + (f" in `{own['cluster_module']}`" if own.get("cluster_module") else ""))
+    if len(found) > 1:
+        others = [f"`{c['address']}` ({c['name']})" for c in found if c["address"] not in (own.get("roots") or [])]
+        lines.append(f"Other clusters in this workspace, shared and untouched: {', '.join(others)}")
+    lines += ["", f"{len(cluster)} cluster-owned (left out of the copy, which creates them anew; destroyed with "
+              f"the old cluster at decommission), {len(shared)} shared (kept by both workspaces until the "
+              "handover; the copy's plan may not change them).", "",
+              "| address | owner | category | reason |", "|---|---|---|---|"]
+    for side, addrs in (("cluster", cluster), ("shared", shared)):
+        for a in addrs:
+            lines.append(f"| `{_cell(a)}` | {side} | {_cell(categories.get(a, '-'))} | {_cell(reasons.get(a, ''))} |")
+    lines.append("")
+    disagreements = own.get("disagreements") or []
+    if disagreements:
+        lines += ["Where the state's dependencies and the configuration disagree:", "",
+                  *_bullets([str(d) for d in disagreements]), ""]
+    return lines
+
+
 def render_markdown(plan: Plan) -> str:
     title = "Decommission" if plan.operation == "decommission" else "Migration"
     target = ", ".join(f"{k}={v}" for k, v in plan.target.items() if v is not None)
@@ -50,13 +77,12 @@ def render_markdown(plan: Plan) -> str:
             + ". A run stops at the first of these steps with a clear error; nothing after it runs.",
             "",
         ]
+    warnings = review.get("warnings") or []
+    if warnings:
+        lines += ["## Warnings", "", *_bullets([str(w) for w in warnings]), ""]
     ownership = review.get("ownership")
     if ownership:
-        lines += ["## Terraform ownership", ""]
-        for side in ("cluster", "shared"):
-            addrs = ownership.get(side) or []
-            label = "Cluster-owned (recreated in the copy)" if side == "cluster" else "Shared (one owner)"
-            lines += [f"**{label}** ({len(addrs)}):", "", *[f"- `{a}`" for a in addrs], ""]
+        lines += _ownership(ownership)
     lines += ["## Step parameters", ""]
     for s in plan.steps:
         lines += [f"### `{s.id}`", "", "```json", json.dumps(s.params, indent=2, sort_keys=True), "```", ""]

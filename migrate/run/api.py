@@ -127,10 +127,8 @@ def dry_run(h: EnvHandle, operation: str = "migrate") -> tuple[Plan, Path, Path]
     return plan, json_path, md_path
 
 
-def check_current(h: EnvHandle, plan: Plan, source: Path, operation: str) -> None:
-    """Refuse a plan made for another environment, operation or target, one that is stale, or one
-    that is not what the configuration produces now (an edited and re-sealed file, for instance:
-    the digest alone cannot tell, it is unkeyed)."""
+def check_identity(h: EnvHandle, plan: Plan, source: Path, operation: str) -> None:
+    """Refuse a plan made for another environment, operation or target."""
     if plan.env != h.name:
         raise PlanError(f"this plan was made for environment {plan.env!r}, not {h.name!r}", where=str(source),
                         hint=f"use a plan generated with `invoke plan --env {h.name}`")
@@ -139,6 +137,13 @@ def check_current(h: EnvHandle, plan: Plan, source: Path, operation: str) -> Non
     if plan.target != target_of(h.env):
         raise PlanError(f"this plan targets {plan.target}, but the configuration now targets "
                         f"{target_of(h.env)}", where=str(source), hint="plan again and review")
+
+
+def check_current(h: EnvHandle, plan: Plan, source: Path, operation: str) -> None:
+    """Refuse a plan made for another environment, operation or target, one that is stale, or one
+    that is not what the configuration produces now (an edited and re-sealed file, for instance:
+    the digest alone cannot tell, it is unkeyed)."""
+    check_identity(h, plan, source, operation)
     now = fingerprint(h, operation)
     stale = []
     if now.config != plan.fingerprint.config:
@@ -206,10 +211,14 @@ def _start_or_resume(
     leaves the journal as it was.
     """
     journal = h.journal
+    # A given plan is checked first, whatever the journal holds: its digest (read_plan) and what it is for.
+    given = read_plan(plan_file) if plan_file is not None else None
+    if given is not None and plan_file is not None:
+        check_identity(h, given, plan_file, operation)
     current = latest(journal, operation)
     if current is not None and current.active:
         plan = Plan.model_validate(current.plan)
-        if plan_file is not None and read_plan(plan_file).digest != current.plan_digest:
+        if given is not None and given.digest != current.plan_digest:
             raise PlanError(
                 f"run {current.run_id} of {h.name} is still in progress with another plan",
                 where=str(plan_file),
@@ -239,6 +248,8 @@ def _start_or_resume(
     if continue_:
         raise UsageError(f"there is no paused run of {h.name} to continue", where=f"environment {h.name}")
     if current is not None and current.status == "completed" and not fresh:
+        if given is not None and plan_file is not None:
+            check_current(h, given, plan_file, operation)  # a reviewed plan must still be current
         _emit(reporter, h, "info", f"{h.name}: run {current.run_id} already completed at "
               f"{current.completed_at}; nothing to do (use --fresh to start another)")
         return None
@@ -256,7 +267,7 @@ def _start_or_resume(
         plan = make_plan(h, operation)
         approval = None
     else:
-        plan = read_plan(plan_file)
+        plan = given if given is not None else read_plan(plan_file)
         check_current(h, plan, plan_file, operation)
         approval = {"plan_file": str(plan_file), "plan_digest": plan.digest, "by": who()}
     missing = [s for s in plan.steps if not s.available]

@@ -75,6 +75,8 @@ class Executor:
                 self._emit("step.done", f"{label}: marked done by the operator", step)
                 continue
             self._refresh_outputs(state)
+            # Outside the try: a guard that refuses writes nothing, not even a failure record.
+            self._guard(step, state)
             try:
                 impl = self._impl(step)
                 interrupted = st.status in (STARTED, FAILED)
@@ -115,6 +117,18 @@ class Executor:
         self._record("run.completed")
         self._emit("run.completed", f"{self.plan.env}: all {total} steps done")
         return self.state()
+
+    def _guard(self, step: Step, state: RunState) -> None:
+        """Let each earlier done step whose effect later steps build on check it still holds (the copied
+        workspace is still this run's copy): a resume must not go on over a state swapped in the meantime."""
+        for earlier in self.plan.steps:
+            if earlier.id == step.id:
+                return
+            impl = registry.get(earlier.kind)
+            guard: Callable[[Step, Context, dict[str, object]], None] | None = getattr(impl, "guard_later", None)
+            st = state.step(earlier.id)
+            if guard is not None and st.status == DONE:
+                guard(earlier, self.ctx, st.outputs)
 
     def _record_reverted(self, failed: Step, error: MigrateError) -> None:
         """Journal the earlier steps a failure took back (a failed gate's automatic rollback to the old

@@ -36,6 +36,7 @@ class LocalRunLock:
         self.path = path
         self.env = env
         self._fd: int | None = None
+        self._made: list[Path] = []
 
     def _read(self, fd: int) -> LockInfo | None:
         try:
@@ -46,20 +47,35 @@ class LocalRunLock:
             return None
 
     def acquire(self, operation: str, info: str) -> LockInfo:
+        # Directories made only for the lock go again on release: a refused command leaves nothing behind.
+        made = []
+        for d in reversed(self.path.parents):
+            if not d.exists():
+                made.append(d)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            held = self._read(fd)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held = self._read(fd)
+                os.close(fd)
+                who_ = held.describe() if held else "another process"
+                raise LockError(
+                    f"environment {self.env!r} is locked by {who_}",
+                    where=str(self.path),
+                    hint="wait for that run to finish; a crashed run releases its lock by itself",
+                    holder=asdict(held) if held else None,
+                ) from None
+            # The holder unlinks the file as it releases: a lock on a file no longer at the path is no lock.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            who_ = held.describe() if held else "another process"
-            raise LockError(
-                f"environment {self.env!r} is locked by {who_}",
-                where=str(self.path),
-                hint="wait for that run to finish; a crashed run releases its lock by itself",
-                holder=asdict(held) if held else None,
-            ) from None
+        self._made = made
         record = LockInfo(
             ID=str(uuid.uuid4()),
             Operation=operation,
@@ -80,10 +96,17 @@ class LocalRunLock:
             return
         fd, self._fd = self._fd, None
         try:
-            os.ftruncate(fd, 0)  # an empty lock file means "free"
+            os.ftruncate(fd, 0)  # an empty lock file means "free" (to a reader that opened it already)
+            self.path.unlink(missing_ok=True)  # while still held, so no one locks the old file after us
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+        for d in reversed(self._made):
+            try:
+                d.rmdir()
+            except OSError:
+                break  # something else lives there now: keep it
+        self._made = []
 
     def holder(self) -> LockInfo | None:
         if not self.path.exists():

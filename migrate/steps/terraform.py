@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from migrate.config import Terraform
-from migrate.errors import ConfigError, StepFailed
+from migrate.errors import ConfigError, StateError, StepFailed
 from migrate.plan.model import Step
 from migrate.steps.base import Context
 from migrate.terraform import (
@@ -53,7 +53,9 @@ def backend_for(ctx: Context) -> Backend:
 def _read(backend: Backend, ws: str) -> State:
     blob = backend.read(ws, keep_raw=False)
     if blob.state is None:
-        raise StepFailed(f"workspace {ws!r} has no state", where=blob.where, hint="check terraform.workspace")
+        raise StateError(f"the state of workspace {ws!r} is empty", where=blob.where,
+                         hint="restore it from a backup (a *.backup file, or the bucket's object versions), or "
+                         "check terraform.workspace")
     return blob.state
 
 
@@ -70,6 +72,27 @@ def ownership(ctx: Context, state: State) -> dict[str, Any]:
                     cluster_modules=tf.ownership.cluster_modules,
                     where=f"environments.{ctx.env_name}.terraform.ownership",
                     name_where=f"environments.{ctx.env_name}.clusters.old.name").to_dict()
+
+
+def version_warning(ctx: Context, state: State, ws: str) -> str | None:
+    """A warning when ``state`` was written by a newer Terraform than the binary on PATH (which plans the
+    copy and, before 1.0, refuses states from newer versions); None without a binary to compare with."""
+    import shutil
+
+    from migrate.errors import TerraformError
+    from migrate.terraform.cli import TerraformCLI, TerraformVersion
+
+    if not state.terraform_version or shutil.which("terraform") is None:
+        return None
+    try:
+        binary = TerraformCLI(ctx.loaded.resolve(_tf(ctx).root)).version()
+        written = TerraformVersion.parse(state.terraform_version)
+    except TerraformError:
+        return None
+    if (written.major, written.minor, written.patch) <= (binary.major, binary.minor, binary.patch):
+        return None
+    return (f"the state of workspace {ws!r} was written by Terraform {written}, newer than the terraform binary on "
+            f"PATH ({binary}); upgrade the binary before it plans or applies the copy")
 
 
 def _read_if_exists(backend: Backend, ws: str) -> State | None:
@@ -118,6 +141,9 @@ class DuplicateWorkspaceStep:
             facts["target"] = {"workspace": tf.new_workspace, "lineage": tgt.lineage if tgt else None,
                                "serial": tgt.serial if tgt else None}
         facts["params"] = {"exclude": list(ownership(ctx, src)["cluster"])}
+        warning = version_warning(ctx, src, tf.workspace)
+        if warning:
+            facts["warnings"] = [warning]
         return facts
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
@@ -140,6 +166,9 @@ class DuplicateWorkspaceStep:
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
         tf = _tf(ctx)
+        facts = ctx.plan.fingerprint.facts.get(self.kind) if ctx.plan else None
+        for warning in (facts or {}).get("warnings") or []:
+            ctx.log(f"warning: {warning}")
         r = duplicate_workspace(backend_for(ctx), tf.workspace, tf.new_workspace,
                                 exclude=cluster_addresses(ctx, step), missing_ok=True,
                                 expected_lineage=_journaled_lineage(step, ctx), info=f"run {ctx.run_id}")
@@ -149,6 +178,34 @@ class DuplicateWorkspaceStep:
                 "serial": r.serial, "addresses": len(r.addresses), "excluded": list(r.excluded),
                 **({"md5": r.write.md5} if r.write is not None else {}),
                 **({"found_done": True} if r.already_done else {})}
+
+    def guard_later(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
+        """Before any later step of a run: the copy is still the one this run made (its lineage as journaled,
+        a serial that only grew). Raises StateError, and writes nothing, when it is not."""
+        lineage = outputs.get("new_lineage")
+        if not lineage:
+            return  # marked done by the operator: nothing journaled to compare with
+        tf = _tf(ctx)
+        backend = backend_for(ctx)
+        where = backend.where(tf.new_workspace)
+        hint = (f"restore the copy from the backups under {ctx.workdir / 'backups'} (or the bucket's object "
+                f"versions), or roll this run back with `invoke rollback --env {ctx.env_name}` and start again")
+        head = backend.head(tf.new_workspace) if backend.exists(tf.new_workspace) else None
+        if head is None:
+            raise StateError(f"workspace {tf.new_workspace!r} no longer holds the copy this run made at step "
+                             f"{step.id} (lineage {lineage}): it is gone or empty", where=where, hint=hint)
+        now, serial = head
+        if now != lineage:
+            same = " (the lineage of the original: its state was pushed over the copy)" \
+                if now == outputs.get("source_lineage") else ""
+            raise StateError(f"workspace {tf.new_workspace!r} holds a state of lineage {now}{same}, not the copy "
+                             f"this run made at step {step.id} (lineage {lineage})", where=where, hint=hint)
+        # The copy's serials this run journaled (the duplicate's write, a detach cleanup's).
+        serials = [o.get("serial") for o in (outputs, ctx.outputs_of_kind(DetachClusterStep.kind))]
+        known = max([v for v in serials if isinstance(v, int) and not isinstance(v, bool)] or [0])
+        if serial < known:
+            raise StateError(f"the serial of workspace {tf.new_workspace!r} went back from {known} to {serial}: "
+                             "an older state of the copy was restored over a newer one", where=where, hint=hint)
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
         tf = _tf(ctx)

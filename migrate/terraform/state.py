@@ -84,8 +84,15 @@ class State:
         except UnicodeDecodeError as e:
             raise StateError(f"state is not UTF-8 text ({e.reason})", where=where, hint=_RESTORE) from e
         except json.JSONDecodeError as e:
-            raise StateError(f"state is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
-                             where=where, hint=_RESTORE) from e
+            text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+            # json's messages end in "starting at" for an unterminated value; say where without doubling it.
+            at = f"line {e.lineno} column {e.colno}"
+            msg = f"{e.msg} {at}" if e.msg.endswith(" at") else f"{e.msg} at {at}"
+            if not text.strip():
+                msg = "the file is empty"
+            elif e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated"):
+                msg += " (the file ends early: truncated?)"
+            raise StateError(f"state is not valid JSON: {msg}", where=where, hint=_RESTORE) from e
         except ValueError as e:
             raise StateError(f"state is not valid JSON: {e}", where=where, hint=_RESTORE) from e
         return cls.from_dict(data, where)
@@ -102,6 +109,12 @@ class State:
                 "or run the migration with the encryption disabled for this workspace",
             )
         version = data.get("version")
+        if "version" not in data and "format_version" in data:
+            what = "a plan" if "planned_values" in data or "resource_changes" in data else "a state"
+            raise StateError(
+                f"this is the JSON output of `terraform show -json` for {what} (format_version "
+                f"{data.get('format_version')!r}), not a state file",
+                where=where, hint="give the state itself: the backend's object, or `terraform state pull` output")
         if version != SUPPORTED_VERSION or isinstance(version, bool):
             if isinstance(version, int) and not isinstance(version, bool) and version < SUPPORTED_VERSION:
                 hint = "upgrade it by running any `terraform plan`/`apply` with Terraform >= 0.12, then retry"

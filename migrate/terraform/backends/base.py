@@ -14,6 +14,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -28,6 +29,9 @@ from migrate.errors import LockError, StateError
 from migrate.terraform.state import State
 
 DEFAULT_WORKSPACE = "default"
+# Terraform's own layout: "serial" then "lineage", right after the version fields.
+_HEAD = re.compile(rb'^\{\s*"version":\s*4,\s*"terraform_version":\s*"[^"]*",\s*"serial":\s*(\d+),\s*'
+                   rb'"lineage":\s*"([^"\\]+)"')
 TOOL_VERSION = "migrate-0.1.0"
 
 
@@ -252,6 +256,19 @@ class Backend(ABC):
                 where=self.where(ws),
                 hint=f"existing workspaces: {', '.join(self.workspaces())}; check the name",
             )
+
+    def head(self, ws: str) -> tuple[str, int] | None:
+        """(lineage, serial) of the stored state, None when there is none. Terraform writes both before the
+        resources, so a large state is not parsed whole for them; a foreign layout falls back to a parse."""
+        self._require(ws)
+        raw = self._read_raw(ws) or b""
+        if not raw.strip():
+            return None
+        m = _HEAD.search(raw[:4096])
+        if m:
+            return m.group(2).decode(), int(m.group(1))
+        state = State.parse(raw, self.where(ws))
+        return state.lineage, state.serial
 
     def read(self, ws: str, lock: LockHandle | None = None, *, keep_raw: bool = True) -> StateBlob:
         """Read a workspace's state. StateError if the workspace is missing or the state bad.
