@@ -124,6 +124,8 @@ class _Graph:
             self.kinds.append("data" if mode == "data" else "managed")
         for inst in state.instances():
             self.instances[self._index_of(inst)].append(inst)
+        # Instance addresses as text, formatted once: the classifier looks them up many times.
+        self.names: list[list[str]] = [[str(i.address) for i in insts] for insts in self.instances]
         self.state_deps = state.dependency_edges()
         self.has_state_deps = [any(i.obj.get("dependencies") or i.obj.get("depends_on") for i in insts)
                                for insts in self.instances]
@@ -153,6 +155,7 @@ class _Graph:
         self.kinds.append("hub")
         self.modules.append(())
         self.instances.append([])
+        self.names.append([])
         self.deps.append(set())
         self.state_deps.append(set())
         self.has_state_deps.append(False)
@@ -254,9 +257,9 @@ def _find_root(state: State, found: list[tuple[str, str]], cluster_name: str | N
 
 
 class _Classifier:
-    def __init__(self, state: State, facts: RootFacts, *, cluster_name: str | None, exclusive: bool,
+    def __init__(self, g: _Graph, facts: RootFacts, *, cluster_name: str | None, exclusive: bool,
                  cluster_modules: Iterable[str], fc: list[str], fs: set[str], roots: list[str]) -> None:
-        self.g = _Graph(state, facts)
+        self.g = g
         self.facts = facts
         self.name = cluster_name
         self.exclusive = exclusive
@@ -268,7 +271,7 @@ class _Classifier:
         self.warnings: list[str] = []
         g = self.g
         self.blocked = {n for n in range(len(g.resources))
-                        if g.instances[n] and all(str(i.address) in fs for i in g.instances[n])}
+                        if g.names[n] and all(a in fs for a in g.names[n])}
         self.cluster_providers: set[str] = set()
         self.other_providers: set[str] = set()
         self.cluster_module: str | None = None
@@ -408,9 +411,9 @@ class _Classifier:
         g = self.g
         root_addrs = set(self.roots)
         for n in range(len(g.resources)):
-            for inst in g.instances[n]:
-                if str(inst.address) in root_addrs:
-                    if str(inst.address) in self.fc:
+            for inst, a in zip(g.instances[n], g.names[n], strict=True):
+                if a in root_addrs:
+                    if a in self.fc:
                         self.add(n, "override", "listed as cluster-owned in config")
                     else:
                         self.add(n, "cluster", f"the cluster {self.name or ''!r} ({inst.address.type})")
@@ -425,7 +428,7 @@ class _Classifier:
                     self.add(n, "reads", f"data source reading cluster {self.name!r}")
         fc = set(self.fc)
         for n in range(len(g.resources)):
-            if g.instances[n] and all(str(i.address) in fc for i in g.instances[n]):
+            if g.names[n] and all(a in fc for a in g.names[n]):
                 self.add(n, "override", "listed as cluster-owned in config")
 
     def _seed_module(self, found: list[tuple[str, str]]) -> None:
@@ -505,16 +508,18 @@ def classify(
     if both:
         raise ConfigError(f"listed as both cluster and shared: {', '.join(both)}", where=where,
                           hint="keep each address in one list")
-    found = [(str(i.address), _cluster_name(i.obj.get("attributes") or {})) for i in state.instances()
-             if i.address.mode == "managed" and i.address.type in CLUSTER_TYPES and "deposed" not in i.obj]
+    g = _Graph(state, facts)
+    nodes = range(len(g.resources))
+    found = [(a, _cluster_name(i.obj.get("attributes") or {})) for n in nodes
+             if g.kinds[n] == "managed" and g.resources[n]["type"] in CLUSTER_TYPES
+             for i, a in zip(g.instances[n], g.names[n], strict=True) if "deposed" not in i.obj]
     roots = _find_root(state, found, cluster_name, fc, name_where)
-    root_insts = {a: parse_address(a) for a in roots}
-    c = _Classifier(state, facts, cluster_name=cluster_name, exclusive=exclusive, cluster_modules=cluster_modules,
+    root_insts = set(roots)
+    c = _Classifier(g, facts, cluster_name=cluster_name, exclusive=exclusive, cluster_modules=cluster_modules,
                     fc=fc, fs=fs, roots=roots)
-    g = c.g
     keyed: Any = None
-    for n in range(len(g.resources)):
-        keys = [i.address.key for i in g.instances[n] if str(i.address) in root_insts]
+    for n in nodes:
+        keys = [i.address.key for i, a in zip(g.instances[n], g.names[n], strict=True) if a in root_insts]
         if keys and len(g.instances[n]) > 1 and keys[0] is not None:
             keyed = keys[0]
     if keyed is not None and exclusive:
@@ -528,28 +533,26 @@ def classify(
     reasons: dict[str, str] = {}
     owned: set[str] = set()
     for n, (category, reason) in c.owned.items():
-        insts = g.instances[n]
-        if keyed is not None and category not in ("cluster-module", "override") and insts:
-            mine = [i for i in insts if str(i.address) in root_insts or (i.address.has_key and i.address.key == keyed)]
+        pairs = list(zip(g.instances[n], g.names[n], strict=True))
+        if keyed is not None and category not in ("cluster-module", "override") and pairs:
+            mine = [(i, a) for i, a in pairs if a in root_insts or (i.address.has_key and i.address.key == keyed)]
             if not mine:
                 c.warnings.append(f"{g.labels[n]} is {category} ({reason}) but none of its instances has the "
                                   f"cluster's key {keyed!r}; kept shared (list it under "
                                   "terraform.ownership.cluster if it belongs to this cluster alone)")
-            insts = mine
-        for inst in insts:
-            a = str(inst.address)
+            pairs = mine
+        for _, a in pairs:
             owned.add(a)
             categories[a], reasons[a] = category, reason
     # Instance-level facts: a subnet tag naming the cluster, and instance overrides.
-    if cluster_name:
-        for inst in state.instances():
+    tags = [n for n in nodes if g.resources[n]["type"] == "aws_ec2_tag"] if cluster_name else []
+    for n in tags:
+        for inst, a in zip(g.instances[n], g.names[n], strict=True):
             attrs = inst.obj.get("attributes") or {}
-            if inst.address.type == "aws_ec2_tag" and attrs.get("key") == f"kubernetes.io/cluster/{cluster_name}":
-                a = str(inst.address)
-                if a not in owned and a not in fs:
-                    owned.add(a)
-                    categories[a] = "dependent"
-                    reasons[a] = f"tags {attrs.get('resource_id', '?')} for cluster {cluster_name!r}"
+            if attrs.get("key") == f"kubernetes.io/cluster/{cluster_name}" and a not in owned and a not in fs:
+                owned.add(a)
+                categories[a] = "dependent"
+                reasons[a] = f"tags {attrs.get('resource_id', '?')} for cluster {cluster_name!r}"
     for a in fc:
         if a not in owned or categories.get(a) not in ("cluster", "override"):
             owned.add(a)
@@ -557,9 +560,9 @@ def classify(
     for n in sorted(c.blocked):
         why = c.would_own(n, single_cluster=len(found) <= 1)
         if why:
-            for inst in g.instances[n]:
-                owned.add(str(inst.address))
-                categories[str(inst.address)], reasons[str(inst.address)] = why
+            for a in g.names[n]:
+                owned.add(a)
+                categories[a], reasons[a] = why
     for a in sorted(owned & fs):
         c.warnings.append(f"{a} is listed as shared but is {categories[a]} ({reasons[a]}); the copy keeps it "
                           "and it will point at the old cluster")
@@ -567,9 +570,9 @@ def classify(
     api_kept = {} if c.exclusive or keyed is not None else {
         n: f"{why}; kept shared because provisioner api reuses it for the new cluster"
         for n, why in c.exclusives().items()}
-    ordered = state.addresses()
+    ordered = list(dict.fromkeys(a for n in nodes for a in g.names[n]))  # as `terraform state list` prints
     shared_out = [a for a in ordered if a not in owned]
-    by_addr_node = {str(i.address): n for n in range(len(g.resources)) for i in g.instances[n]}
+    by_addr_node = {a: n for n in nodes for a in g.names[n]}
     for a in shared_out:
         node = by_addr_node.get(a)
         if a in fs:
@@ -579,9 +582,9 @@ def classify(
         else:
             categories[a], reasons[a] = "shared", "nothing ties it to the cluster alone"
     ws_named = set(facts.workspace_named)
-    for a in shared_out:
-        cfg = parse_address(a)
-        if not cfg.module and f"{'data.' if cfg.mode == 'data' else ''}{cfg.type}.{cfg.name}" in ws_named:
+    for a in shared_out if ws_named else ():
+        node = by_addr_node.get(a)
+        if node is not None and not g.modules[node] and g.labels[node] in ws_named:
             c.warnings.append(f"{a} uses terraform.workspace in its arguments and stays in both states: "
                               "the copy's plan will want to replace it (the plan gate refuses that)")
     return Ownership(tuple(a for a in ordered if a in owned), tuple(shared_out), tuple(roots), reasons,
