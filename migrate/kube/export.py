@@ -17,6 +17,50 @@ from migrate.kube.discovery import Discovery, ResourceType, discover, listable
 from migrate.kube.objects import Key, Obj, annotations_of, dig, key_of, labels_of
 
 SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+# Left out whole unless replay.include_system_namespaces: what the control plane writes there (cluster-info,
+# node heartbeats). kube-system is reviewed object by object instead: add-ons users install live there.
+SKIPPED_NAMESPACES = ("kube-public", "kube-node-lease")
+# Labels of the control plane's and the providers' add-on managers.
+ADDON_LABELS = {
+    "addonmanager.kubernetes.io/mode": "managed by the cluster's addon manager",
+    "eks.amazonaws.com/component": "an EKS component; the new cluster runs its own",
+    "components.gke.io/component-name": "a GKE component; the new cluster runs its own",
+}
+# What the control plane and the providers' built-in add-ons create in kube-system without such a label,
+# per kind (EKS, GKE, kubeadm). The rest of kube-system is planned for replay and listed for review.
+KUBE_SYSTEM_BUILTIN = {
+    "ConfigMap": {"extension-apiserver-authentication", "kube-proxy", "kube-proxy-config", "coredns", "aws-auth",
+                  "amazon-vpc-cni", "kubeadm-config", "kubelet-config", "kube-dns", "kube-dns-autoscaler",
+                  "cluster-autoscaler-status", "kube-apiserver-legacy-service-account-token-tracking",
+                  "ingress-uid", "gke-common-webhook-lock", "cluster-kubestore", "clustermetrics"},
+    "ServiceAccount": {"coredns", "kube-proxy", "aws-node", "kube-dns", "kube-dns-autoscaler",
+                       "eks-vpc-resource-controller",
+                       "eks-pod-identity-agent", "ebs-csi-controller-sa", "ebs-csi-node-sa", "konnectivity-agent",
+                       "metadata-agent",
+                       # kube-controller-manager's own, one per controller (--use-service-account-credentials)
+                       *(f"{c}-controller" for c in (
+                           "attachdetach", "certificate", "clusterrole-aggregation", "cronjob", "daemon-set",
+                           "deployment", "disruption", "endpoint", "endpointslice", "endpointslicemirroring",
+                           "ephemeral-volume", "expand", "job", "namespace", "node", "pv-protection",
+                           "pvc-protection", "replicaset", "replication", "resourcequota", "service-account",
+                           "service", "statefulset", "ttl-after-finished", "ttl", "route",
+                           "validatingadmissionpolicy-status", "selinux-warning")),
+                       "generic-garbage-collector", "horizontal-pod-autoscaler", "pod-garbage-collector",
+                       "persistent-volume-binder", "root-ca-cert-publisher", "token-cleaner", "bootstrap-signer",
+                       "cloud-provider", "legacy-service-account-token-cleaner"},
+    "Deployment": {"coredns", "kube-dns", "kube-dns-autoscaler", "ebs-csi-controller", "l7-default-backend",
+                   "konnectivity-agent", "event-exporter-gke"},
+    "DaemonSet": {"kube-proxy", "aws-node", "ebs-csi-node", "eks-pod-identity-agent", "fluentbit-gke",
+                  "gke-metrics-agent", "pdcsi-node", "konnectivity-agent", "ip-masq-agent"},
+    "Service": {"kube-dns", "default-http-backend", "eks-extension-metrics-api"},
+    "PodDisruptionBudget": {"coredns", "kube-dns", "konnectivity-agent"},
+}
+# Control-plane RBAC without the rbac-defaults label: provider prefixes, and kubeadm's and the DNS add-ons'.
+_BUILTIN_RBAC_PREFIXES = ("eks:", "gce:", "kubeadm:", "cloud-provider:")
+_BUILTIN_RBAC_NAMES = {"system:coredns", "system:kube-dns", "system:kube-proxy", "system:aws-cloud-provider",
+                       "aws-node", "vpc-resource-controller-role"}
+_RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+_LEADER = "control-plane.alpha.kubernetes.io/leader"
 # Kinds that describe the old cluster itself, or that the new cluster's control plane writes.
 NEVER_COPIED = {
     ("", "Node"): "nodes belong to the old cluster",
@@ -80,11 +124,17 @@ def skip_reason(obj: Obj, *, include_system_namespaces: bool = False) -> str | N
     if owners:
         o = owners[0]
         return f"owned by {o.get('kind')}/{o.get('name')}; its controller recreates it"
-    if not include_system_namespaces and (key.namespace in SYSTEM_NAMESPACES or
-                                          (key.kind == "Namespace" and key.name in SYSTEM_NAMESPACES)):
+    if not include_system_namespaces and key.namespace in SKIPPED_NAMESPACES:
         return "system namespace (set replay.include_system_namespaces to copy it)"
-    if key.kind == "Namespace" and key.group == "" and key.name == "default":
+    if key.kind == "Namespace" and key.group == "" and key.name in ("default", *SYSTEM_NAMESPACES):
         return "exists on every cluster"
+    labels = labels_of(obj)
+    for label, why in ADDON_LABELS.items():
+        if label in labels:
+            return why
+    builtin = _kube_system_builtin(key) if key.namespace == "kube-system" and not include_system_namespaces else None
+    if builtin:
+        return builtin
     if key.kind == "Service" and key.group == "" and (key.namespace, key.name) == ("default", "kubernetes"):
         return "the API server's own service"
     if key.kind == "ConfigMap" and key.name == "kube-root-ca.crt":
@@ -93,9 +143,14 @@ def skip_reason(obj: Obj, *, include_system_namespaces: bool = False) -> str | N
         return "created in every namespace by the new cluster"
     if key.kind == "Secret" and obj.get("type") == _TOKEN_SECRET:
         return "service-account token; the new cluster issues its own"
-    if key.kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding") and (
-            labels_of(obj).get("kubernetes.io/bootstrapping") == "rbac-defaults" or key.name.startswith("system:")):
+    if key.kind in _RBAC_KINDS and key.group == "rbac.authorization.k8s.io" and (
+            labels.get("kubernetes.io/bootstrapping") == "rbac-defaults" or key.name in _BUILTIN_RBAC_NAMES
+            or key.name.startswith(_BUILTIN_RBAC_PREFIXES)):
         return "built-in RBAC of the control plane"
+    if key.kind == "Secret" and obj.get("type") == "bootstrap.kubernetes.io/token":
+        return "bootstrap token of the old cluster's nodes"
+    if key.kind in ("Endpoints", "ConfigMap") and _LEADER in annotations_of(obj):
+        return "leader-election record of the old control plane"
     if key.kind == "PriorityClass" and key.name.startswith("system-"):
         return "built-in priority class"
     if key.kind == "APIService" and labels_of(obj).get("kube-aggregator.kubernetes.io/automanaged"):
@@ -106,6 +161,24 @@ def skip_reason(obj: Obj, *, include_system_namespaces: bool = False) -> str | N
     if key.kind == "Endpoints" and "endpoints.kubernetes.io/last-change-trigger-time" in annotations_of(obj):
         return "maintained by the endpoints controller for a service with a selector"
     return _completed_pod(obj) or _completed_job(obj)
+
+
+def _kube_system_builtin(key: Key) -> str | None:
+    names = KUBE_SYSTEM_BUILTIN.get(key.kind)
+    if names and key.name in names:
+        return f"kube-system {key.kind} the new cluster's control plane or provider creates"
+    return None
+
+
+def reason_group(reason: str) -> str:
+    """A skip reason without the object-specific part, for counts per reason: "owned by ReplicaSet/web-5d8;
+    …" becomes "owned by a ReplicaSet; …"."""
+    return re.sub(r"^owned by (\w+)/\S+;", r"owned by a \1;", reason)
+
+
+def is_owned_reason(reason: str) -> bool:
+    """Objects skipped for having an owner come and go with their controllers (pods, ReplicaSets)."""
+    return reason.startswith("owned by ")
 
 
 # --- selection (pure) ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from migrate.config import Replay
 from migrate.kube.apply import FAILED, Applier, ApplyOptions, OnResult, Planned, Result
 from migrate.kube.client import APPLY_PATCH, KubeApiError, KubeClient
 from migrate.kube.discovery import ResourceType, discover, listable
-from migrate.kube.export import Exported, Skipped, export, skip_reason
+from migrate.kube.export import Exported, Skipped, export, reason_group, skip_reason
 from migrate.kube.inventory import InventoryDiff, counts, diff, inventory_hash, kind_label
 from migrate.kube.manifests import render_summary_md, write_json, write_manifest, write_private
 from migrate.kube.objects import Key, Obj, dig, key_of
@@ -63,9 +63,13 @@ class ReplayPlan:
     def selected_keys(self) -> list[Key]:
         return [it.key for it in self.items] + [i.key for i in self.invalid]
 
+    def kube_system(self) -> list[str]:
+        """Planned objects of kube-system: add-ons users installed there, for the reviewer to confirm."""
+        return [str(it.key) for it in self.items if it.key.namespace == "kube-system"]
+
     def summary(self) -> dict[str, Any]:
         rules: Counter[str] = Counter(r for it in self.items for r in it.transforms)
-        reasons: Counter[str] = Counter(s.reason for s in self.skipped)
+        reasons: Counter[str] = Counter(reason_group(s.reason) for s in self.skipped)
         return {
             "old_cluster": self.context.old_cluster, "new_cluster": self.context.new_cluster,
             "inventory": self.inventory,
@@ -78,6 +82,7 @@ class ReplayPlan:
             "skipped_by_reason": dict(reasons.most_common()),
             "skipped": [{"object": str(s.key), "reason": s.reason} for s in self.skipped],
             "skipped_kinds": dict(sorted(self.skipped_kinds.items())),
+            "kube_system": self.kube_system(),
             "warnings": self.warnings,
         }
 

@@ -245,6 +245,10 @@ def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation
                 if isinstance(w, str)]
     if ownership:
         warnings += [w for w in ownership.get("warnings") or [] if isinstance(w, str)]
+    rf = facts.get("replay-workloads")
+    replay = {"kube_system": list(rf.get("kube_system") or []),
+              "skipped_by_reason": dict(rf.get("skipped_by_reason") or {})} \
+        if isinstance(rf, dict) and operation != "decommission" else None
     if operation == "decommission":
         return {
             "create": [],
@@ -271,4 +275,4 @@ def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation
         never.append(f"workspace {tf.workspace}'s state (read only until decommission)")
     never.append("shared resources (VPC, subnets, DNS zones, IAM): owned by one state throughout")
     return {"create": create, "change": change, "delete": [], "never_touch": never, "ownership": ownership,
-            "warnings": list(dict.fromkeys(warnings))}
+            "warnings": list(dict.fromkeys(warnings)), **({"replay": replay} if replay is not None else {})}

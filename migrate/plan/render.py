@@ -16,6 +16,19 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _replay(replay: dict[str, Any]) -> list[str]:
+    kube_system = list(replay.get("kube_system") or [])
+    reasons = dict(replay.get("skipped_by_reason") or {})
+    lines = ["## Replay review", "",
+             f"**Planned from kube-system** ({len(kube_system)}): add-ons installed there by the team. Leave one "
+             "out with `replay.kinds.exclude` or `replay.labels.exclude`; the control plane's and the provider's "
+             "own objects are already left behind (below).", "", *[f"- `{k}`" for k in kube_system], "",
+             "**Left behind, by reason** (objects with an owner, such as pods and ReplicaSets, are not counted: "
+             "their controllers recreate them on the new cluster):", "", "| reason | objects |", "|---|---|"]
+    lines += [f"| {_cell(r)} | {n} |" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return [*lines, ""]
+
+
 def _ownership(own: dict[str, Any]) -> list[str]:
     """The ownership table: every address, who owns it after the copy, its category and why."""
     cluster, shared = list(own.get("cluster") or []), list(own.get("shared") or [])
@@ -80,6 +93,9 @@ def render_markdown(plan: Plan) -> str:
     warnings = review.get("warnings") or []
     if warnings:
         lines += ["## Warnings", "", *_bullets([str(w) for w in warnings]), ""]
+    replay = review.get("replay")
+    if replay:
+        lines += _replay(replay)
     ownership = review.get("ownership")
     if ownership:
         lines += _ownership(ownership)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +23,10 @@ from migrate.config import Replay
 from migrate.errors import MigrateError, ProviderError, StepFailed
 from migrate.kube.apply import FAILED, Result
 from migrate.kube.client import KubeClient
-from migrate.kube.export import export
+from migrate.kube.export import export, is_owned_reason, reason_group
 from migrate.kube.inventory import inventory_hash
 from migrate.kube.manifests import write_json
+from migrate.kube.objects import dig, key_of
 from migrate.kube.ready import ReadyReport, needs_wait, wait_ready
 from migrate.kube.replay import (
     build_plan,
@@ -122,8 +124,14 @@ class ReplayWorkloadsStep:
         with old_cluster_kubeconfig(ctx) as (path, old_ctx), \
                 KubeClient.from_kubeconfig(path, old_ctx, qps=cfg.qps) as old:
             exported = export(old, cfg)
+        # Counts per reason, for the plan's review. Owned objects (pods, ReplicaSets) are left out: their
+        # number moves with every scale-up, and it would make a reviewed plan stale for nothing.
+        reasons = Counter(reason_group(s.reason) for s in exported.skipped if not is_owned_reason(s.reason))
         return {"old_inventory": inventory_hash(sanitize(o)[0] for o in exported.objects),
-                "objects": len(exported.objects)}
+                "objects": len(exported.objects),
+                "skipped_by_reason": dict(sorted(reasons.items())),
+                "kube_system": sorted(str(key_of(o)) for o in exported.objects
+                                      if dig(o, "metadata", "namespace") == "kube-system")}
 
     def review(self, ctx: Context, out_dir: Path) -> dict[str, Any]:
         """Dry run: the exact manifests that would be applied (Secrets redacted) and a summary."""

@@ -185,6 +185,14 @@ def _probe_summary(data: RunData) -> dict[str, Any]:
             "p50_ms": percentile(ok, 50), "p95_ms": percentile(ok, 95), "by_backend": by}
 
 
+def _replay_summary(ctx: Context) -> dict[str, Any] | None:
+    """The replay's review (counts per skip reason) from its report, if the replay ran in this run."""
+    out = next((o for sid, o in ctx.outputs.items() if sid.endswith("-replay-workloads") and o.get("report")), None)
+    report = read_json(Path(out["report"])) if out else None
+    review = report.get("review") if isinstance(report, dict) else None
+    return review if isinstance(review, dict) else None
+
+
 def _sections(ctx: Context, data: RunData, failure: str | None) -> list[tuple[str, list[str], list[tuple[str, ...]]]]:
     """(title, lines, table rows with a header first) for both renderings."""
     probe = _probe_summary(data)
@@ -198,6 +206,12 @@ def _sections(ctx: Context, data: RunData, failure: str | None) -> list[tuple[st
                  f"p50 {fmt_ms(probe['p50_ms'])} ms, p95 {fmt_ms(probe['p95_ms'])} ms{by}")
     out: list[tuple[str, list[str], list[tuple[str, ...]]]] = [("Summary", facts, [])]
     out.append(("Steps", [], [("step", "result", "duration", "started"), *_step_rows(data, failure)]))
+    replay = _replay_summary(ctx)
+    if replay:
+        out.append(("Replay", [f"{replay.get('counts', {}).get('planned', 0)} objects replayed, "
+                               f"{replay.get('counts', {}).get('skipped', 0)} left behind"],
+                    [("left behind because", "objects"),
+                     *[(r, str(n)) for r, n in (replay.get("skipped_by_reason") or {}).items()]]))
     v = data.validation
     if v is not None:
         out.append(("Validation", [f"{'passed' if v.get('ok') else 'FAILED'}: {v.get('checks')} checks"],
