@@ -18,7 +18,7 @@ import yaml
 from . import managed, patch, validation
 from .defaults import IPAllocator, apply_defaults
 from .faults import Faults
-from .resources import Registry, ResourceType
+from .resources import REVIEW_KINDS, Registry, ResourceType
 from .schemas import SchemaNode, builtin_schemas, crd_node, crd_validator
 from .selectors import field_selector, label_selector
 from .status import (
@@ -64,6 +64,34 @@ class Response:
     code: int
     body: Obj
     warnings: list[str] = field(default_factory=list)
+
+
+def _omit_empty(meta: Obj) -> None:
+    """ObjectMeta's maps and lists are `omitempty`: a real server stores (and returns) an emptied
+    ``annotations: {}`` as no annotations at all, so `kubectl diff` sees nothing to change."""
+    for key in ("annotations", "labels", "finalizers", "ownerReferences"):
+        if key in meta and not meta[key]:
+            del meta[key]
+
+
+ADMIN = {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]}
+
+
+def review(rt: ResourceType, body: Any) -> Obj:
+    """The answer to an access or identity review: the sandbox's one user is a cluster admin, so every
+    request is allowed, as RBAC allows system:masters."""
+    obj: Obj = dict(body) if isinstance(body, dict) else {}
+    obj.update(apiVersion=rt.api_version, kind=rt.kind)
+    obj.setdefault("metadata", {})
+    obj["metadata"].setdefault("creationTimestamp", None)
+    if rt.kind == "SelfSubjectReview":
+        obj["status"] = {"userInfo": ADMIN}
+    elif rt.kind == "SelfSubjectRulesReview":
+        obj["status"] = {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                         "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}
+    else:
+        obj["status"] = {"allowed": True, "reason": "the sandbox's user is a cluster admin (system:masters)"}
+    return obj
 
 
 def parse_body(raw: bytes) -> Any:
@@ -196,6 +224,8 @@ class KubeAPI:
             return Response(200, self.get(req))
         if req.verb == "list":
             return Response(200, self.list_objects(req))
+        if req.verb == "create" and req.rt.kind in REVIEW_KINDS:
+            return Response(201, review(req.rt, parse_body(req.body)))
         if req.verb == "create":
             return self.create(req)
         if req.verb == "update":
@@ -362,6 +392,7 @@ class KubeAPI:
         dry = self._dry_run(req)
         warnings = self._admit(req, obj)
         apply_defaults(rt.group, rt.kind, obj, self.ips)
+        _omit_empty(meta)
         with self.store.lock:
             if rt.namespaced:
                 self._require_namespace(ns, creating=True)
@@ -436,6 +467,7 @@ class KubeAPI:
                 raise invalid(rt, req.name, [("FieldValueForbidden", "metadata.finalizers",
                                               f"Forbidden: no new finalizers can be added if the object is being "
                                               f"deleted, found new finalizers {sorted(added)!r}")])
+        _omit_empty(meta)
         if not status_sub and _spec_of(new) != _spec_of(old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         now = now_iso()

@@ -13,12 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .api import KubeAPI, now_iso
+from .pods import Pods, count_ready
 from .resources import ResourceType
 from .store import Bucket, Event, Obj
 
 _WORKLOADS: set[Bucket] = {("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
                            ("apps", "daemonsets"), ("batch", "jobs"), ("", "services"),
-                           ("", "persistentvolumeclaims"), ("", "pods")}
+                           ("", "persistentvolumeclaims"), ("", "pods"), ("", "replicationcontrollers"),
+                           ("apiregistration.k8s.io", "apiservices")}
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -71,6 +73,7 @@ class Controllers:
         self._busy = False
         self._stop = False
         self._thread: threading.Thread | None = None
+        self.pods = Pods(api, self._rt, cluster_name)
         api.store.subscribe(self._on_event)
         api.faults.subscribe(self._on_faults_changed)
 
@@ -106,6 +109,17 @@ class Controllers:
                 self._schedule(("ns-init", ev.bucket, "", meta["name"]), 0)
         elif ev.bucket in _WORKLOADS:
             self._schedule(("reconcile", ev.bucket, ev.namespace, meta["name"]), self.delay)
+        if ev.bucket in (("", "services"), ("", "pods")):
+            # An aggregated API is available once its service has ready pods behind it.
+            for svc in self.api.store.objects(("apiregistration.k8s.io", "apiservices")):
+                if ((svc.get("spec") or {}).get("service") or {}).get("namespace") == ev.namespace:
+                    self._schedule(("reconcile", ("apiregistration.k8s.io", "apiservices"), "",
+                                    svc["metadata"]["name"]), self.delay)
+        elif ev.bucket == ("", "nodes") and ev.type == "ADDED":
+            # A new node gets every DaemonSet's pod.
+            for ds in self.api.store.objects(("apps", "daemonsets")):
+                self._schedule(("reconcile", ("apps", "daemonsets"), ds["metadata"]["namespace"],
+                                ds["metadata"]["name"]), self.delay)
 
     def _on_faults_changed(self, keys: list[tuple[str, str, str]]) -> None:
         for resource, ns, name in keys:
@@ -202,6 +216,18 @@ class Controllers:
             "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
             "provisioner": "sandbox.migrate.dev/hostpath", "reclaimPolicy": "Delete",
             "volumeBindingMode": "Immediate"})
+        self._local_apiservices()
+
+    def _local_apiservices(self) -> None:
+        """The APIServices a real server registers for the groups it serves itself (Local, automanaged)."""
+        rt = self._rt(("apiregistration.k8s.io", "apiservices"))
+        for group, version in sorted({(t.group, t.version) for t in self.api.registry.all() if not t.is_custom}):
+            self.api.create_internal(rt, {
+                "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                "metadata": {"name": f"{version}.{group}",
+                             "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+                "spec": {"group": group, "version": version, "groupPriorityMinimum": 18000,
+                         "versionPriority": 15}}, "kube-apiserver")
 
     def _namespace_init(self, ns: str) -> None:
         sa = self._rt(("", "serviceaccounts"))
@@ -236,8 +262,9 @@ class Controllers:
     def _reconcile_deployments(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
         spec = obj.get("spec") or {}
         r = int(spec.get("replicas", 1))
-        self._ensure_replicaset(obj, r, fault)
-        ready = 0 if fault else r
+        rs = self._ensure_replicaset(obj, r, fault)
+        # The ReplicaSet's pods now, rather than on its own reconcile: the Deployment's status counts them.
+        ready = count_ready(self.pods.scale("ReplicaSet", rs, r, not fault)) if rs is not None else 0
         if fault == "failed-rollout":
             progressing = ("Progressing", "False", "ProgressDeadlineExceeded",
                            f'ReplicaSet "{obj["metadata"]["name"]}" has timed out progressing.')
@@ -260,7 +287,7 @@ class Controllers:
 
         self._set_status(rt, obj, build)
 
-    def _ensure_replicaset(self, dep: Obj, replicas: int, fault: str | None) -> None:
+    def _ensure_replicaset(self, dep: Obj, replicas: int, fault: str | None) -> Obj | None:
         meta = dep["metadata"]
         spec = dep.get("spec") or {}
         template = spec.get("template") or {}
@@ -305,23 +332,49 @@ class Controllers:
                 "metadata": {"name": rs_name, "namespace": ns, "labels": tmeta["labels"],
                              "annotations": annotations, "ownerReferences": [owner]},
                 "spec": {"replicas": replicas, "selector": selector, "template": {**template, "metadata": tmeta}}})
+            self.pods.event(dep, "ScalingReplicaSet", f"Scaled up replica set {rs_name} to {replicas}",
+                            "deployment-controller")
         elif (existing.get("spec") or {}).get("replicas") != replicas:
             def scale(o: Obj) -> None:
                 o["spec"]["replicas"] = replicas
+            before = int((existing.get("spec") or {}).get("replicas", 0))
             self.api.update_internal(rs_rt, ns, rs_name, scale, subresource="")
+            self.pods.event(dep, "ScalingReplicaSet", f"Scaled {'up' if replicas > before else 'down'} replica "
+                            f"set {rs_name} from {before} to {replicas}", "deployment-controller")
+        return self.api.store.get(("apps", "replicasets"), ns, rs_name)
+
+    def _owner_fault(self, obj: Obj, fault: str | None) -> str | None:
+        """A ReplicaSet of a Deployment is as healthy as its Deployment: the fault is set on (and cleared
+        from) the Deployment, whatever the ReplicaSet's copy of the annotation says."""
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "Deployment" and ref.get("controller"):
+                dep = self.api.store.get(("apps", "deployments"), obj["metadata"]["namespace"], ref["name"])
+                if dep is not None:
+                    return self.api.faults.workload_fault("deployments", dep)
+        return fault
 
     def _reconcile_replicasets(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
         r = int((obj.get("spec") or {}).get("replicas", 1))
-        ready = 0 if fault else r
+        pods = self.pods.scale("ReplicaSet", obj, r, not self._owner_fault(obj, fault))
+        n, ready = len(pods), count_ready(pods)
         gen = obj["metadata"].get("generation", 1)
-        self._set_status(rt, obj, lambda old: {"replicas": r, **_nonzero({
-            "fullyLabeledReplicas": r, "readyReplicas": ready, "availableReplicas": ready}),
+        self._set_status(rt, obj, lambda old: {"replicas": n, **_nonzero({
+            "fullyLabeledReplicas": n, "readyReplicas": ready, "availableReplicas": ready}),
+            "observedGeneration": gen})
+
+    def _reconcile_replicationcontrollers(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        r = int((obj.get("spec") or {}).get("replicas", 1))
+        pods = self.pods.scale("ReplicationController", obj, r, not fault)
+        n, ready = len(pods), count_ready(pods)
+        gen = obj["metadata"].get("generation", 1)
+        self._set_status(rt, obj, lambda old: {"replicas": n, **_nonzero({
+            "fullyLabeledReplicas": n, "readyReplicas": ready, "availableReplicas": ready}),
             "observedGeneration": gen})
 
     def _reconcile_statefulsets(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
         spec = obj.get("spec") or {}
         r = int(spec.get("replicas", 1))
-        ready = 0 if fault else r
+        ready = count_ready(self.pods.ordinals(obj, r, not fault))
         rev = f"{obj['metadata']['name']}-{_hash(spec.get('template') or {})}"
         gen = obj["metadata"].get("generation", 1)
         self._set_status(rt, obj, lambda old: {
@@ -331,8 +384,8 @@ class Controllers:
             "collisionCount": 0})
 
     def _reconcile_daemonsets(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
-        n = max(1, self.api.store.count(("", "nodes")))
-        ready = 0 if fault else n
+        pods = self.pods.per_node(obj, not fault)
+        n, ready = len(pods), count_ready(pods)
         gen = obj["metadata"].get("generation", 1)
         self._set_status(rt, obj, lambda old: {
             "currentNumberScheduled": n, "numberMisscheduled": 0, "desiredNumberScheduled": n,
@@ -343,20 +396,30 @@ class Controllers:
         spec = obj.get("spec") or {}
         if spec.get("suspend"):
             return
+        if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or []):
+            return  # finished: its pods stay as they ended
         completions = int(spec.get("completions") or 1)
+        parallelism = int(spec.get("parallelism") or 1)
+        if fault == "failed-rollout":
+            self.pods.scale("Job", obj, 1, False, phase="Failed")
+            self.pods.event(obj, "BackoffLimitExceeded", "Job has reached the specified backoff limit",
+                            "job-controller", "Warning")
+        elif fault:
+            self.pods.scale("Job", obj, parallelism, False)
+        else:
+            self.pods.scale("Job", obj, completions, False, phase="Succeeded")
+            self.pods.event(obj, "Completed", "Job completed", "job-controller")
         now = now_iso()
 
         def build(old: Obj) -> Obj:
-            if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                   for c in old.get("conditions") or []):
-                return old
             start = old.get("startTime", now)
             if fault == "failed-rollout":
                 return {"startTime": start, "failed": int(spec.get("backoffLimit", 6)) + 1, "ready": 0,
                         "conditions": _conditions(None, [("Failed", "True", "BackoffLimitExceeded",
                                                           "Job has reached the specified backoff limit")])}
             if fault:
-                return {"startTime": start, "active": int(spec.get("parallelism") or 1), "ready": 0}
+                return {"startTime": start, "active": parallelism, "ready": 0}
             conds = _conditions(None, [("Complete", "True", "", "")])
             for c in conds:
                 c.pop("reason")
@@ -366,6 +429,27 @@ class Controllers:
                     "conditions": conds, "uncountedTerminatedPods": {}}
 
         self._set_status(rt, obj, build)
+
+    def _reconcile_apiservices(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        """As the aggregator's availability controller: Local, or a Service with ready pods behind it."""
+        ref = (obj.get("spec") or {}).get("service")
+        if not ref:
+            wanted = ("Available", "True", "Local", "Local APIServices are always available")
+        else:
+            ns, name = ref.get("namespace", ""), ref.get("name", "")
+            svc = self.api.store.get(("", "services"), ns, name)
+            selector = ((svc or {}).get("spec") or {}).get("selector") or {}
+            ready = [p for p in self.api.store.objects(("", "pods"), ns)
+                     if selector and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+                     and count_ready([p])]
+            if svc is None:
+                wanted = ("Available", "False", "ServiceNotFound", f'service/{name} in "{ns}" is not present')
+            elif not ready:
+                wanted = ("Available", "False", "MissingEndpoints",
+                          f'endpoints for service/{name} in "{ns}" have no addresses with port name "https"')
+            else:
+                wanted = ("Available", "True", "Passed", "all checks passed")
+        self._set_status(rt, obj, lambda old: {"conditions": _conditions(old.get("conditions"), [wanted])})
 
     def _reconcile_services(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
         spec = obj.get("spec") or {}

@@ -196,12 +196,27 @@ def openapi_gv(registry: Registry, schemas: BuiltinSchemas, gv_path: str, versio
                                                     "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}]}
             schema["x-kubernetes-group-version-kind"] = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
             components[def_name] = schema
+            # Its List kind too, as the apiextensions server publishes it: kubectl validates `FooList` files by it.
+            components[f"{def_name}List"] = {
+                "type": "object", "required": ["items"],
+                "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                               "items": {"type": "array", "items": {"allOf": [
+                                   {"$ref": f"#/components/schemas/{def_name}"}]}},
+                               "metadata": {"allOf": [{"$ref": "#/components/schemas/"
+                                                               "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"}]}},
+                "x-kubernetes-group-version-kind": [{"group": rt.group, "version": rt.version,
+                                                     "kind": f"{rt.kind}List"}]}
+            roots.append("io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta")
         else:
             found = schemas.def_name(rt.group, rt.version, rt.kind)
             if found is None:
                 continue
             def_name = found
             roots.append(def_name)
+            # The List kind (ConfigMapList, RoleList, …): kubectl looks it up to validate a `*List` file.
+            listed = schemas.def_name(rt.group, rt.version, f"{rt.kind}List")
+            if listed is not None:
+                roots.append(listed)
         ref = "#/components/schemas/" + def_name
         base = f"{prefix}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"{prefix}/{rt.plural}"
         paths[base] = {"get": _op(rt, "list", ref), "post": _op(rt, "post", ref, body=True)}

@@ -104,7 +104,21 @@ BUILTIN: tuple[ResourceType, ...] = (
        "ValidatingWebhookConfiguration", False, (), _NOSTATUS),
     _r("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
        "MutatingWebhookConfiguration", False, (), _NOSTATUS),
+    _r("apiregistration.k8s.io", "v1", "apiservices", "APIService", False),
+    # Reviews: answered at once, never stored (`kubectl auth can-i`, `kubectl auth whoami`).
+    _r("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, (), _NOSTATUS,
+       ("create",)),
+    _r("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False, (), _NOSTATUS,
+       ("create",)),
+    _r("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, (), _NOSTATUS,
+       ("create",)),
+    _r("authorization.k8s.io", "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", True, (), _NOSTATUS,
+       ("create",)),
+    _r("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False, (), _NOSTATUS,
+       ("create",)),
 )
+REVIEW_KINDS = frozenset({"SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview",
+                          "LocalSubjectAccessReview", "SelfSubjectReview"})
 
 
 class Registry:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import discovery
+from . import discovery, openapi_v2, tables
 from .api import KubeAPI, Request, Response
 from .controllers import Controllers
 from .faults import Faults
@@ -114,6 +114,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._watch(req)
                 return
             resp: Response = owner.api.handle(req)
+            if method == "GET" and resp.code == 200 and req.verb in ("get", "list") and \
+                    tables.wants_table(self.headers.get("Accept", "")):
+                crd = owner.api.store.get(("apiextensions.k8s.io", "customresourcedefinitions"), "",
+                                          f"{req.rt.plural}.{req.rt.group}") if req.rt.is_custom else None
+                resp.body = tables.to_table(req.rt, resp.body, query.get("includeObject", "PartialObjectMetadata"),
+                                            crd)
             headers = {}
             if resp.warnings:
                 headers["Warning"] = ", ".join(_warning(w) for w in resp.warnings[:20])
@@ -151,8 +157,16 @@ class _Handler(BaseHTTPRequestHandler):
             if doc is None:
                 raise ApiError(404, "the server could not find the requested resource", "NotFound")
         elif path == "/openapi/v2":
-            # kubectl asks for protobuf here; a 404 makes it fall back to v3 and its built-in types.
-            raise ApiError(404, "the server could not find the requested resource", "NotFound")
+            # kubectl asks for protobuf (to validate `*List` files client-side); other clients get JSON.
+            if "protobuf" in self.headers.get("Accept", ""):
+                data = owner.openapi_v2(protobuf=True)
+                self.send_response(200)
+                self.send_header("Content-Type", openapi_v2.PROTOBUF)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return True
+            doc = json.loads(owner.openapi_v2(protobuf=False))
         else:
             parts = path.strip("/").split("/")
             if parts[0] == "api" and len(parts) == 2:
@@ -248,6 +262,7 @@ class KubeAPIServer:
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         self._openapi_cache: dict[tuple[str, int], dict[str, Any]] = {}
+        self._openapi_v2_cache: dict[tuple[str, int], bytes] = {}
         self.stopping = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -311,6 +326,16 @@ class KubeAPIServer:
 
     def _crd_changed(self) -> None:
         self.crd_generation += 1
+
+    def openapi_v2(self, *, protobuf: bool) -> bytes:
+        key = ("v2-pb" if protobuf else "v2-json", self.crd_generation)
+        data = self._openapi_v2_cache.get(key)
+        if data is None:
+            doc = openapi_v2.document(self.api.registry, self.api.schemas, self.version)
+            data = openapi_v2.encode(doc) if protobuf else json.dumps(doc, separators=(",", ":")).encode()
+            self._openapi_v2_cache = {k: v for k, v in self._openapi_v2_cache.items() if k[1] == self.crd_generation}
+            self._openapi_v2_cache[key] = data
+        return data
 
     def openapi_doc(self, gv_path: str) -> dict[str, Any] | None:
         key = (gv_path, self.crd_generation)
