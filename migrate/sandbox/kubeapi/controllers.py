@@ -22,6 +22,9 @@ _WORKLOADS: set[Bucket] = {("apps", "deployments"), ("apps", "replicasets"), ("a
                            ("", "persistentvolumeclaims"), ("", "pods"), ("", "replicationcontrollers"),
                            ("apiregistration.k8s.io", "apiservices")}
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_OWNER_BUCKETS: dict[str, Bucket] = {"ReplicaSet": ("apps", "replicasets"), "StatefulSet": ("apps", "statefulsets"),
+                                     "DaemonSet": ("apps", "daemonsets"),
+                                     "ReplicationController": ("", "replicationcontrollers")}
 
 
 def _hash(value: Any, n: int = 10) -> str:
@@ -101,6 +104,12 @@ class Controllers:
     def _on_event(self, ev: Event) -> None:
         meta = ev.obj["metadata"]
         if ev.type == "DELETED":
+            if ev.bucket == ("", "pods"):
+                # A deleted pod is replaced by its controller, as on a real cluster.
+                for ref in meta.get("ownerReferences") or []:
+                    bucket = _OWNER_BUCKETS.get(str(ref.get("kind")))
+                    if ref.get("controller") and bucket is not None:
+                        self._schedule(("reconcile", bucket, ev.namespace, str(ref.get("name"))), self.delay)
             return
         if ev.bucket == ("", "namespaces"):
             if meta.get("deletionTimestamp"):

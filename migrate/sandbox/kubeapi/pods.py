@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
+import secrets
 from collections.abc import Callable
 
 from .api import KubeAPI, now_iso
@@ -24,9 +25,9 @@ _OWNER_KINDS = {"ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": 
                 "ReplicationController": "v1", "Job": "batch/v1", "Deployment": "apps/v1"}
 
 
-def _suffix(seed: str, n: int = 5) -> str:
-    digest = hashlib.sha256(seed.encode()).digest()
-    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:n])
+def _suffix(n: int = 5) -> str:
+    # Random, as the API server's generateName: a replacement pod never reuses the name of the one it replaces.
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
 
 
 def owner_ref(kind: str, obj: Obj) -> Obj:
@@ -166,10 +167,8 @@ class Pods:
         labels = {"controller-uid": meta["uid"], "job-name": meta["name"],
                   "batch.kubernetes.io/controller-uid": meta["uid"], "batch.kubernetes.io/job-name": meta["name"]} \
             if owner_kind == "Job" else None
-        i = 0
         while len(pods) < replicas:
-            name = f"{meta['name']}-{_suffix(meta['uid'] + str(i))}"[:253]
-            i += 1
+            name = f"{meta['name']}-{_suffix()}"[:253]
             if self.api.store.get(("", "pods"), meta["namespace"], name) is not None:
                 continue
             made = self.create(owner_kind, owner, template, name, nodes[len(pods) % len(nodes)],
@@ -194,7 +193,7 @@ class Pods:
         out = []
         for node in nodes:
             pod = by_node.get(node) or self.create("DaemonSet", owner, template,
-                                                   f"{meta['name']}-{_suffix(meta['uid'] + node)}", node, ready=ready)
+                                                   f"{meta['name']}-{_suffix()}", node, ready=ready)
             if pod is not None:
                 self.set_status(pod, ready)
                 out.append(self.api.store.get(("", "pods"), meta["namespace"], pod["metadata"]["name"]) or pod)
