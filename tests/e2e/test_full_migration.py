@@ -78,8 +78,12 @@ def test_dev_staging_prod_then_decommission(world: Any) -> None:
     assert failed == 0
     assert _status(p, "prod")["runs"]["migrate"]["status"] == "completed"
     for env in ("dev", "staging", "prod"):
-        assert list((p.root / "plans").glob(f"{env}-*.report.md"))
-        assert list((p.root / "plans").glob(f"{env}-*.report.html"))
+        reports = list((p.root / "plans").glob(f"{env}-*.report.md"))
+        assert reports and list((p.root / "plans").glob(f"{env}-*.report.html"))
+        # The replay's counts per skip reason, after it ran (the plan showed them before).
+        text = reports[-1].read_text()
+        assert "## Replay" in text and "| left behind because | objects |" in text
+        assert "created in every namespace by the new cluster" in text
 
     time.sleep(10)  # the sandbox's bake time
     for env in ("dev", "staging", "prod"):
