@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -75,11 +74,18 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
 
 
-def _get(server: KubeAPIServer, path: str, accept: str) -> Any:
-    """A GET with the official client's urllib3 pool would hide the Accept header: a plain request shows it."""
-    req = urllib.request.Request(server.url + path, headers={"Accept": accept})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
+def _get(server: KubeAPIServer, path: str, accept: str, api_client: kubernetes.client.ApiClient | None = None) -> Any:
+    """A GET with a chosen Accept header, through the official client's own connection pool."""
+    client = api_client or kubernetes.client.ApiClient(_config(server))
+    resp = client.rest_client.pool_manager.request("GET", server.url + path, headers={"Accept": accept})
+    assert resp.status == 200, resp.data
+    return json.loads(resp.data)
+
+
+def _config(server: KubeAPIServer) -> kubernetes.client.Configuration:
+    cfg = kubernetes.client.Configuration()
+    cfg.host = server.url
+    return cfg
 
 
 def test_workload_pods_with_owners_nodes_and_conditions(server: KubeAPIServer, kubectl: Kubectl,
@@ -211,7 +217,7 @@ def test_server_side_tables_for_kubectl_get(server: KubeAPIServer, kubectl: Kube
     assert nodes[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"] and " Ready " in nodes[1]
     # The official client asks for the same Table.
     table = _get(server, f"/apis/apps/v1/namespaces/{namespace}/deployments",
-                 "application/json;as=Table;v=v1;g=meta.k8s.io, application/json")
+                 "application/json;as=Table;v=v1;g=meta.k8s.io, application/json", api_client)
     assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
     names = [c["name"] for c in table["columnDefinitions"]]
     assert names[:5] == ["Name", "Ready", "Up-to-date", "Available", "Age"]
@@ -287,6 +293,10 @@ def test_apiservice_available_follows_its_service(server: KubeAPIServer, kubectl
     dep["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "prometheus-adapter"
     kubectl.run("apply", "--server-side", "-n", namespace, "-f", "-", input=json.dumps(dep))
     assert available()["status"] == "True"
+    # The official client reads the same condition.
+    got = DynamicClient(kubernetes.client.ApiClient(_config(server))).resources.get(
+        api_version="apiregistration.k8s.io/v1", kind="APIService").get(name="v1beta1.metrics.k8s.io").to_dict()
+    assert {c["type"]: c["status"] for c in got["status"]["conditions"]}["Available"] == "True"
     line = kubectl.run("get", "apiservice", "v1beta1.metrics.k8s.io").stdout.splitlines()[1].split()
     assert line[:3] == ["v1beta1.metrics.k8s.io", f"{namespace}/prometheus-adapter", "True"]
     local = kubectl.json("get", "apiservice", "v1.apps")
@@ -339,7 +349,8 @@ def test_kubectl_validates_list_files_through_openapi_v2(server: KubeAPIServer, 
     assert gvk == [{"group": "", "kind": "ConfigMapList", "version": "v1"}]
 
 
-def test_kubectl_diff_is_clean_on_an_unchanged_cronjob(kubectl: Kubectl, namespace: str) -> None:
+def test_kubectl_diff_is_clean_on_an_unchanged_cronjob(kubectl: Kubectl, api_client: kubernetes.client.ApiClient,
+                                                        namespace: str) -> None:
     cronjob = """
 apiVersion: batch/v1
 kind: CronJob
@@ -366,3 +377,8 @@ spec:
     assert r.returncode == 0, r.stdout  # 1 would mean a difference, such as a spurious `annotations: {}`
     obj = kubectl.json("get", "cronjob", "hello", "-n", namespace)
     assert "annotations" not in obj["metadata"]
+    # The official client's merge patch that empties the annotations leaves none, as on a real server.
+    batch = kubernetes.client.BatchV1Api(api_client)
+    batch.patch_namespaced_cron_job("hello", namespace, {"metadata": {"annotations": {"a": "1"}}})
+    batch.patch_namespaced_cron_job("hello", namespace, {"metadata": {"annotations": {"a": None}}})
+    assert batch.read_namespaced_cron_job("hello", namespace).metadata.annotations is None
