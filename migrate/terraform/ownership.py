@@ -122,8 +122,10 @@ class _Graph:
             prefix = "".join(f"{s}." for s in mod)
             self.labels.append(f"{prefix}{'data.' if mode == 'data' else ''}{res['type']}.{res['name']}")
             self.kinds.append("data" if mode == "data" else "managed")
+        # state.instances() walks the resources in order, so an instance's resource dict identifies its node.
+        index = {id(r): i for i, r in enumerate(self.resources)}
         for inst in state.instances():
-            self.instances[self._index_of(inst)].append(inst)
+            self.instances[index[id(inst.resource)]].append(inst)
         # Instance addresses as text, formatted once: the classifier looks them up many times.
         self.names: list[list[str]] = [[str(i.address) for i in insts] for insts in self.instances]
         self.state_deps = state.dependency_edges()
@@ -143,12 +145,6 @@ class _Graph:
         for a, targets in enumerate(self.deps):
             for b in targets:
                 self.rdeps[b].add(a)
-
-    def _index_of(self, inst: Instance) -> int:
-        # Instances come from state.instances(), which walks resources in order: identity lookup is exact.
-        if not hasattr(self, "_ids"):
-            self._ids = {id(r): i for i, r in enumerate(self.resources)}
-        return self._ids[id(inst.resource)]
 
     def _hub(self, label: str) -> int:
         self.labels.append(label)
@@ -232,7 +228,7 @@ def _select(state: State, patterns: list[str], where: str) -> list[str]:
         raise ConfigError(e.what, where=where, hint="list addresses as `terraform state list` prints them") from e
 
 
-def _find_root(state: State, found: list[tuple[str, str]], cluster_name: str | None, forced: list[str],
+def _find_root(found: list[tuple[str, str]], cluster_name: str | None, forced: list[str],
                name_where: str) -> list[str]:
     """The named cluster's instance address (or the overrides' when no cluster resource has the name)."""
     listing = "; ".join(f"{a} (name {n!r})" for a, n in found) or "none"
@@ -328,7 +324,7 @@ class _Classifier:
         stack = [d for n in owned for d in g.deps[n]]
         while stack:
             d = stack.pop()
-            if d in reach or d in owned or g.kinds[d] == "hub" or not self._eligible(d):
+            if d in reach or not self._eligible(d):
                 continue
             reach.add(d)
             stack.extend(g.deps[d])
@@ -373,10 +369,9 @@ class _Classifier:
                 "the cluster uses"
         return out
 
-    def _providers(self) -> bool:
-        """Mark provider configurations fed by the cluster; True if one was new."""
+    def _providers(self) -> None:
+        """Mark the provider configurations fed by the cluster, and the data sources that feed them."""
         g = self.g
-        changed = False
         for p in self.facts.providers:
             if p.key in self.cluster_providers:
                 continue
@@ -384,30 +379,32 @@ class _Classifier:
             if any(t in self.owned for t in hits):
                 self.cluster_providers.add(p.key)
                 self.other_providers.discard(p.key)
-                changed = True
                 for ref in p.refs:
                     if ref.startswith("data."):
                         for t in g.entity_nodes(ref):
                             self.add(t, "reads", f"feeds provider {p.key}, configured from the cluster")
             elif any(g.kinds[t] != "hub" and g.resources[t]["type"] in CLUSTER_TYPES for t in hits):
                 self.other_providers.add(p.key)
-        return changed
+
+    def _provider_reason(self, n: int, single_cluster: bool) -> str | None:
+        """Why node ``n`` is the cluster's by the provider that serves it, or None."""
+        res = self.g.resources[n]
+        key = provider_key(res.get("provider", ""))
+        if key in self.cluster_providers:
+            return f"uses provider {key}, configured from the cluster"
+        if str(res["type"]).startswith(K8S_TYPE_PREFIXES) and key not in self.other_providers and single_cluster:
+            return "Kubernetes/Helm object, and the workspace has one cluster"
+        return None
 
     def _provider_members(self, single_cluster: bool) -> None:
-        g = self.g
-        for n in range(len(g.resources)):
-            if n in self.owned:
-                continue
-            key = provider_key(g.resources[n].get("provider", ""))
-            if key in self.cluster_providers:
-                self.add(n, "provider", f"uses provider {key}, configured from the cluster")
-            elif str(g.resources[n]["type"]).startswith(K8S_TYPE_PREFIXES) and key not in self.other_providers \
-                    and single_cluster:
-                self.add(n, "provider", "Kubernetes/Helm object, and the workspace has one cluster")
+        for n in range(len(self.g.resources)):
+            why = None if n in self.owned else self._provider_reason(n, single_cluster)
+            if why:
+                self.add(n, "provider", why)
 
     # -- the run --
 
-    def seed(self, found: list[tuple[str, str]], state: State) -> None:
+    def seed(self, found: list[tuple[str, str]]) -> None:
         g = self.g
         root_addrs = set(self.roots)
         for n in range(len(g.resources)):
@@ -466,13 +463,8 @@ class _Classifier:
         hit = next((d for d in g.deps[n] if d in self.owned), None)
         if hit is not None:
             return "dependent", f"depends on {g.labels[hit]}"
-        key = provider_key(g.resources[n].get("provider", ""))
-        if key in self.cluster_providers:
-            return "provider", f"uses provider {key}, configured from the cluster"
-        if str(g.resources[n]["type"]).startswith(K8S_TYPE_PREFIXES) and key not in self.other_providers \
-                and single_cluster:
-            return "provider", "Kubernetes/Helm object, and the workspace has one cluster"
-        return None
+        why = self._provider_reason(n, single_cluster)
+        return ("provider", why) if why else None
 
     def run(self, single_cluster: bool) -> None:
         while True:
@@ -513,7 +505,7 @@ def classify(
     found = [(a, _cluster_name(i.obj.get("attributes") or {})) for n in nodes
              if g.kinds[n] == "managed" and g.resources[n]["type"] in CLUSTER_TYPES
              for i, a in zip(g.instances[n], g.names[n], strict=True) if "deposed" not in i.obj]
-    roots = _find_root(state, found, cluster_name, fc, name_where)
+    roots = _find_root(found, cluster_name, fc, name_where)
     root_insts = set(roots)
     c = _Classifier(g, facts, cluster_name=cluster_name, exclusive=exclusive, cluster_modules=cluster_modules,
                     fc=fc, fs=fs, roots=roots)
@@ -526,7 +518,7 @@ def classify(
         c.exclusive = False
         c.warnings.append(f"the cluster is one instance ([{keyed!r}]) of a resource with several; its "
                           "dependencies are kept shared (they may serve the other instances)")
-    c.seed(found, state)
+    c.seed(found)
     c.run(single_cluster=len(found) <= 1)
 
     categories: dict[str, str] = {}
