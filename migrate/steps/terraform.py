@@ -190,7 +190,7 @@ class DuplicateWorkspaceStep:
         where = backend.where(tf.new_workspace)
         hint = (f"restore the copy from the backups under {ctx.workdir / 'backups'} (or the bucket's object "
                 f"versions), or roll this run back with `invoke rollback --env {ctx.env_name}` and start again")
-        head = backend.head(tf.new_workspace) if backend.exists(tf.new_workspace) else None
+        head = backend.head(tf.new_workspace)
         if head is None:
             raise StateError(f"workspace {tf.new_workspace!r} no longer holds the copy this run made at step "
                              f"{step.id} (lineage {lineage}): it is gone or empty", where=where, hint=hint)

@@ -258,9 +258,10 @@ class Backend(ABC):
             )
 
     def head(self, ws: str) -> tuple[str, int] | None:
-        """(lineage, serial) of the stored state, None when there is none. Terraform writes both before the
-        resources, so a large state is not parsed whole for them; a foreign layout falls back to a parse."""
-        self._require(ws)
+        """(lineage, serial) of the stored state, None when there is none (no workspace, or an empty state).
+        Terraform writes both before the resources, so a large state is not parsed whole for them; a foreign
+        layout falls back to a parse. No workspace listing: a missing state object already reads as None."""
+        check_workspace_name(ws)
         raw = self._read_raw(ws) or b""
         if not raw.strip():
             return None
