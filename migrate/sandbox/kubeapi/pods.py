@@ -23,6 +23,10 @@ from .store import Obj
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _OWNER_KINDS = {"ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
                 "ReplicationController": "v1", "Job": "batch/v1", "Deployment": "apps/v1"}
+# The event source of each owner's controller, as kube-controller-manager names them.
+_CONTROLLER = {"ReplicaSet": "replicaset-controller", "StatefulSet": "statefulset-controller",
+               "DaemonSet": "daemonset-controller", "ReplicationController": "replication-controller",
+               "Job": "job-controller"}
 
 
 def _suffix(n: int = 5) -> str:
@@ -142,8 +146,7 @@ class Pods:
         created = self.api.create_internal(self._rt(("", "pods")), pod)
         if created is None:
             return None
-        self.event(owner, "SuccessfulCreate", f"Created pod: {name}",
-                   "statefulset-controller" if owner_kind == "StatefulSet" else f"{owner_kind.lower()}-controller")
+        self.event(owner, "SuccessfulCreate", f"Created pod: {name}", _CONTROLLER[owner_kind])
         self.event(created, "Scheduled", f"Successfully assigned {ns}/{name} to {node}", "default-scheduler")
         live = self.api.store.get(("", "pods"), ns, name)
         if live is not None:
@@ -153,7 +156,7 @@ class Pods:
     def delete(self, owner_kind: str, owner: Obj, pod: Obj) -> None:
         meta = pod["metadata"]
         self.api.delete_internal(self._rt(("", "pods")), meta["namespace"], meta["name"])
-        self.event(owner, "SuccessfulDelete", f"Deleted pod: {meta['name']}", f"{owner_kind.lower()}-controller")
+        self.event(owner, "SuccessfulDelete", f"Deleted pod: {meta['name']}", _CONTROLLER[owner_kind])
 
     def scale(self, owner_kind: str, owner: Obj, replicas: int, ready: bool, *, phase: str | None = None) -> list[Obj]:
         """ReplicaSet, ReplicationController and Job: ``replicas`` pods with generated names."""
@@ -251,10 +254,10 @@ class Pods:
                 "apiVersion": "v1", "kind": "PersistentVolumeClaim",
                 "metadata": {"name": claim, "namespace": meta["namespace"],
                              "labels": {**((tmpl.get("metadata") or {}).get("labels") or {}), **labels}},
-                "spec": tspec}, "statefulset-controller")
+                "spec": tspec}, _CONTROLLER["StatefulSet"])
             if made is not None:
                 self.event(owner, "SuccessfulCreate", f"create Claim {claim} Pod {meta['name']}-{ordinal} in "
-                           f"StatefulSet {meta['name']} success", "statefulset-controller")
+                           f"StatefulSet {meta['name']} success", _CONTROLLER["StatefulSet"])
         return out
 
 
