@@ -79,21 +79,23 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
 # ---------------------------------------------------------------- OpenAPI v3
 
 _REF = "#/$defs/"
+V3_REFS = "#/components/schemas/"  # where OpenAPI v3 keeps definitions; v2 passes "#/definitions/"
 
 
-def _to_openapi(node: Any) -> Any:
-    """kubernetes-validate's JSON schema back into OpenAPI v3 shape: refs, single types, no closed objects."""
+def _to_openapi(node: Any, refs: str = V3_REFS) -> Any:
+    """kubernetes-validate's JSON schema back into OpenAPI shape: refs (under ``refs``), single types, no closed
+    objects."""
     if isinstance(node, list):
-        return [_to_openapi(x) for x in node]
+        return [_to_openapi(x, refs) for x in node]
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
     for k, v in node.items():
         if k in ("properties", "patternProperties") and isinstance(v, dict):
             # A map of field name -> schema: JSONSchemaProps has fields named "$ref", "type", "allOf", ...
-            out[k] = {name: _to_openapi(sub) for name, sub in v.items()}
+            out[k] = {name: _to_openapi(sub, refs) for name, sub in v.items()}
         elif k == "$ref" and isinstance(v, str) and v.startswith(_REF):
-            out[k] = "#/components/schemas/" + v[len(_REF):]
+            out[k] = refs + v[len(_REF):]
         elif k == "type" and isinstance(v, list):
             types = [t for t in v if t != "null"]
             out[k] = types[0] if len(types) == 1 else types
@@ -102,7 +104,7 @@ def _to_openapi(node: Any) -> Any:
         elif k == "enum" and isinstance(v, list):
             out[k] = [x for x in v if x is not None]
         else:
-            out[k] = _to_openapi(v)
+            out[k] = _to_openapi(v, refs)
     if "$ref" in out and len(out) > 1:
         # OpenAPI 3.0 ignores siblings of $ref; the real spec wraps them in allOf.
         out = {k: v for k, v in out.items() if k != "$ref"} | {"allOf": [{"$ref": out["$ref"]}]}
@@ -168,6 +170,26 @@ def _crd_def_name(rt: ResourceType) -> str:
     return ".".join(reversed(rt.group.split("."))) + f".{rt.version}.{rt.kind}"
 
 
+def crd_definitions(rt: ResourceType, refs: str = V3_REFS) -> dict[str, Any]:
+    """A custom resource's definition and its List kind's, as the apiextensions server publishes them
+    (kubectl validates a `FooList` file by the latter). ``refs``: where the document keeps definitions."""
+    name = _crd_def_name(rt)
+    meta = "io.k8s.apimachinery.pkg.apis.meta.v1."
+    schema = json.loads(json.dumps(rt.crd_schema))
+    props = schema.setdefault("properties", {})
+    props.setdefault("apiVersion", {"type": "string"})
+    props.setdefault("kind", {"type": "string"})
+    props["metadata"] = {"allOf": [{"$ref": f"{refs}{meta}ObjectMeta"}]}
+    schema["x-kubernetes-group-version-kind"] = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
+    listed = {"type": "object", "required": ["items"],
+              "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                             "items": {"type": "array", "items": {"allOf": [{"$ref": f"{refs}{name}"}]}},
+                             "metadata": {"allOf": [{"$ref": f"{refs}{meta}ListMeta"}]}},
+              "x-kubernetes-group-version-kind": [{"group": rt.group, "version": rt.version,
+                                                   "kind": f"{rt.kind}List"}]}
+    return {name: schema, f"{name}List": listed}
+
+
 def openapi_gv(registry: Registry, schemas: BuiltinSchemas, gv_path: str, version: str) -> dict[str, Any] | None:
     """The document for `api/v1` or `apis/<group>/<version>`."""
     parts = gv_path.split("/")
@@ -188,24 +210,7 @@ def openapi_gv(registry: Registry, schemas: BuiltinSchemas, gv_path: str, versio
     for rt in types:
         if rt.is_custom:
             def_name = _crd_def_name(rt)
-            schema = json.loads(json.dumps(rt.crd_schema))
-            props = schema.setdefault("properties", {})
-            props.setdefault("apiVersion", {"type": "string"})
-            props.setdefault("kind", {"type": "string"})
-            props["metadata"] = {"allOf": [{"$ref": "#/components/schemas/"
-                                                    "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}]}
-            schema["x-kubernetes-group-version-kind"] = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
-            components[def_name] = schema
-            # Its List kind too, as the apiextensions server publishes it: kubectl validates `FooList` files by it.
-            components[f"{def_name}List"] = {
-                "type": "object", "required": ["items"],
-                "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                               "items": {"type": "array", "items": {"allOf": [
-                                   {"$ref": f"#/components/schemas/{def_name}"}]}},
-                               "metadata": {"allOf": [{"$ref": "#/components/schemas/"
-                                                               "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"}]}},
-                "x-kubernetes-group-version-kind": [{"group": rt.group, "version": rt.version,
-                                                     "kind": f"{rt.kind}List"}]}
+            components.update(crd_definitions(rt))
             roots.append("io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta")
         else:
             found = schemas.def_name(rt.group, rt.version, rt.kind)

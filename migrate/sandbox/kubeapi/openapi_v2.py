@@ -13,52 +13,22 @@ import json
 import struct
 from typing import Any
 
-from .discovery import _crd_def_name, _to_openapi
+from .discovery import _to_openapi, crd_definitions
 from .resources import Registry
 from .schemas import BuiltinSchemas
 
 # What kubectl asks for ("@" in Accept); the answer's Content-Type spells it with a dot, as kube-openapi does,
 # since Go's mime parser refuses the "@" in a response header.
 PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-_V3_REF = "#/components/schemas/"
-
-
-def _v2_refs(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_v2_refs(x) for x in node]
-    if not isinstance(node, dict):
-        return node
-    out: dict[str, Any] = {}
-    for k, v in node.items():
-        if k == "$ref" and isinstance(v, str) and v.startswith(_V3_REF):
-            out[k] = "#/definitions/" + v[len(_V3_REF):]
-        elif k == "properties" and isinstance(v, dict):
-            out[k] = {name: _v2_refs(sub) for name, sub in v.items()}
-        else:
-            out[k] = _v2_refs(v)
-    return out
+_V2_REFS = "#/definitions/"
 
 
 def document(registry: Registry, schemas: BuiltinSchemas, version: str) -> dict[str, Any]:
     """The Swagger 2.0 document: every built-in definition, and the served CRDs with their List kinds."""
-    definitions = {name: _v2_refs(_to_openapi(node)) for name, node in schemas.defs.items()}
+    definitions = {name: _to_openapi(node, _V2_REFS) for name, node in schemas.defs.items()}
     for rt in registry.all():
-        if not rt.is_custom:
-            continue
-        name = _crd_def_name(rt)
-        schema = _v2_refs(_to_openapi(json.loads(json.dumps(rt.crd_schema))))
-        props = schema.setdefault("properties", {})
-        props.setdefault("apiVersion", {"type": "string"})
-        props.setdefault("kind", {"type": "string"})
-        props["metadata"] = {"$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
-        schema["x-kubernetes-group-version-kind"] = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
-        definitions[name] = schema
-        definitions[f"{name}List"] = {
-            "type": "object", "required": ["items"],
-            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                           "items": {"type": "array", "items": {"$ref": f"#/definitions/{name}"}},
-                           "metadata": {"$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"}},
-            "x-kubernetes-group-version-kind": [{"group": rt.group, "version": rt.version, "kind": f"{rt.kind}List"}]}
+        if rt.is_custom:
+            definitions.update(crd_definitions(rt, _V2_REFS))
     return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": f"v{version}"}, "paths": {},
             "definitions": dict(sorted(definitions.items()))}
 
