@@ -212,13 +212,13 @@ def _start_or_resume(
     """
     journal = h.journal
     # A given plan is checked first, whatever the journal holds: its digest (read_plan) and what it is for.
-    given = read_plan(plan_file) if plan_file is not None else None
-    if given is not None and plan_file is not None:
-        check_identity(h, given, plan_file, operation)
+    given = (read_plan(plan_file), plan_file) if plan_file is not None else None
+    if given is not None:
+        check_identity(h, *given, operation)
     current = latest(journal, operation)
     if current is not None and current.active:
         plan = Plan.model_validate(current.plan)
-        if given is not None and given.digest != current.plan_digest:
+        if given is not None and given[0].digest != current.plan_digest:
             raise PlanError(
                 f"run {current.run_id} of {h.name} is still in progress with another plan",
                 where=str(plan_file),
@@ -248,14 +248,14 @@ def _start_or_resume(
     if continue_:
         raise UsageError(f"there is no paused run of {h.name} to continue", where=f"environment {h.name}")
     if current is not None and current.status == "completed" and not fresh:
-        if given is not None and plan_file is not None:
-            check_current(h, given, plan_file, operation)  # a reviewed plan must still be current
+        if given is not None:
+            check_current(h, *given, operation)  # a reviewed plan must still be current
         _emit(reporter, h, "info", f"{h.name}: run {current.run_id} already completed at "
               f"{current.completed_at}; nothing to do (use --fresh to start another)")
         return None
     if operation == "migrate":
         check_requires(h)
-    if plan_file is None:
+    if given is None:
         if h.env.review == "required":
             raise PrerequisiteError(
                 f"environment {h.name!r} runs only from a reviewed plan file",
@@ -267,9 +267,9 @@ def _start_or_resume(
         plan = make_plan(h, operation)
         approval = None
     else:
-        plan = given if given is not None else read_plan(plan_file)
-        check_current(h, plan, plan_file, operation)
-        approval = {"plan_file": str(plan_file), "plan_digest": plan.digest, "by": who()}
+        plan, source = given
+        check_current(h, plan, source, operation)
+        approval = {"plan_file": str(source), "plan_digest": plan.digest, "by": who()}
     missing = [s for s in plan.steps if not s.available]
     if missing:
         raise NotAvailable(

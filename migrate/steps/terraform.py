@@ -89,7 +89,7 @@ def version_warning(ctx: Context, state: State, ws: str) -> str | None:
         written = TerraformVersion.parse(state.terraform_version)
     except TerraformError:
         return None
-    if (written.major, written.minor, written.patch) <= (binary.major, binary.minor, binary.patch):
+    if binary.at_least(written.major, written.minor, written.patch):
         return None
     return (f"the state of workspace {ws!r} was written by Terraform {written}, newer than the terraform binary on "
             f"PATH ({binary}); upgrade the binary before it plans or applies the copy")
