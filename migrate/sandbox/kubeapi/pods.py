@@ -108,7 +108,8 @@ class Pods:
                                        "started": ready and phase == "Running", "state": state(c)}
                                       for c in containers]}
 
-    def set_status(self, pod: Obj, ready: bool, phase: str | None = None) -> None:
+    def set_status(self, pod: Obj, ready: bool, phase: str | None = None) -> Obj:
+        """Write the pod's status as its kubelet would; returns the pod as stored now."""
         meta = pod["metadata"]
         want = self._status(pod, ready, phase)
         old = pod.get("status") or {}
@@ -116,14 +117,13 @@ class Pods:
         def shape(st: Obj) -> tuple[object, ...]:
             return (st.get("phase"), tuple((c.get("type"), c.get("status")) for c in st.get("conditions") or []))
 
-        if shape(old) == shape(want):
-            return  # unchanged: a reconcile stays a no-op
-        self.api.update_internal(self._rt(("", "pods")), meta["namespace"], meta["name"],
-                                 lambda o: o.update(status=self._status(o, ready, phase)), "kubelet")
+        if shape(old) != shape(want):  # unchanged: a reconcile stays a no-op
+            self.api.update_internal(self._rt(("", "pods")), meta["namespace"], meta["name"],
+                                     lambda o: o.update(status=self._status(o, ready, phase)), "kubelet")
+        return self.api.store.get(("", "pods"), meta["namespace"], meta["name"]) or pod
 
     def create(self, owner_kind: str, owner: Obj, template: Obj, name: str, node: str, *,
-               extra_labels: dict[str, str] | None = None, extra_spec: Obj | None = None,
-               ready: bool = True, phase: str | None = None) -> Obj | None:
+               extra_labels: dict[str, str] | None = None, extra_spec: Obj | None = None) -> Obj | None:
         meta = owner["metadata"]
         ns = meta["namespace"]
         tmeta = template.get("metadata") or {}
@@ -148,10 +148,8 @@ class Pods:
             return None
         self.event(owner, "SuccessfulCreate", f"Created pod: {name}", _CONTROLLER[owner_kind])
         self.event(created, "Scheduled", f"Successfully assigned {ns}/{name} to {node}", "default-scheduler")
-        live = self.api.store.get(("", "pods"), ns, name)
-        if live is not None:
-            self.set_status(live, ready, phase)
-        return live
+        # The callers set the status (the kubelet's part) right after, for new and existing pods alike.
+        return self.api.store.get(("", "pods"), ns, name)
 
     def delete(self, owner_kind: str, owner: Obj, pod: Obj) -> None:
         meta = pod["metadata"]
@@ -175,13 +173,11 @@ class Pods:
             if self.api.store.get(("", "pods"), meta["namespace"], name) is not None:
                 continue
             made = self.create(owner_kind, owner, template, name, nodes[len(pods) % len(nodes)],
-                               extra_labels=labels, ready=ready, phase=phase)
+                               extra_labels=labels)
             if made is None:
                 break
             pods.append(made)
-        for p in pods:
-            self.set_status(p, ready, phase)
-        return [self.api.store.get(("", "pods"), meta["namespace"], p["metadata"]["name"]) or p for p in pods]
+        return [self.set_status(p, ready, phase) for p in pods]
 
     def per_node(self, owner: Obj, ready: bool) -> list[Obj]:
         """DaemonSet: one pod on each node."""
@@ -195,11 +191,9 @@ class Pods:
                 self.delete("DaemonSet", owner, p)
         out = []
         for node in nodes:
-            pod = by_node.get(node) or self.create("DaemonSet", owner, template,
-                                                   f"{meta['name']}-{_suffix()}", node, ready=ready)
+            pod = by_node.get(node) or self.create("DaemonSet", owner, template, f"{meta['name']}-{_suffix()}", node)
             if pod is not None:
-                self.set_status(pod, ready)
-                out.append(self.api.store.get(("", "pods"), meta["namespace"], pod["metadata"]["name"]) or pod)
+                out.append(self.set_status(pod, ready))
         return out
 
     def ordinals(self, owner: Obj, replicas: int, ready: bool) -> list[Obj]:
@@ -230,10 +224,9 @@ class Pods:
                 pod = self.create("StatefulSet", owner, template, pod_name, nodes[i % len(nodes)],
                                   extra_labels={"statefulset.kubernetes.io/pod-name": pod_name,
                                                 "apps.kubernetes.io/pod-index": str(i)},
-                                  extra_spec=extra_spec, ready=ready)
+                                  extra_spec=extra_spec)
             if pod is not None:
-                self.set_status(pod, ready)
-                out.append(self.api.store.get(("", "pods"), ns, pod_name) or pod)
+                out.append(self.set_status(pod, ready))
         return out
 
     def _claims(self, owner: Obj, ordinal: int, labels: dict[str, str]) -> dict[str, str]:
