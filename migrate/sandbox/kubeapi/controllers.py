@@ -363,17 +363,15 @@ class Controllers:
         return fault
 
     def _reconcile_replicasets(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
-        r = int((obj.get("spec") or {}).get("replicas", 1))
-        pods = self.pods.scale("ReplicaSet", obj, r, not self._owner_fault(obj, fault))
-        n, ready = len(pods), count_ready(pods)
-        gen = obj["metadata"].get("generation", 1)
-        self._set_status(rt, obj, lambda old: {"replicas": n, **_nonzero({
-            "fullyLabeledReplicas": n, "readyReplicas": ready, "availableReplicas": ready}),
-            "observedGeneration": gen})
+        self._replicas(rt, obj, "ReplicaSet", self._owner_fault(obj, fault))
 
     def _reconcile_replicationcontrollers(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        self._replicas(rt, obj, "ReplicationController", fault)
+
+    def _replicas(self, rt: ResourceType, obj: Obj, kind: str, fault: str | None) -> None:
+        """ReplicaSet and ReplicationController: ``spec.replicas`` pods, and the status counted from them."""
         r = int((obj.get("spec") or {}).get("replicas", 1))
-        pods = self.pods.scale("ReplicationController", obj, r, not fault)
+        pods = self.pods.scale(kind, obj, r, not fault)
         n, ready = len(pods), count_ready(pods)
         gen = obj["metadata"].get("generation", 1)
         self._set_status(rt, obj, lambda old: {"replicas": n, **_nonzero({
