@@ -270,6 +270,35 @@ class Transform(_Model):
 DEFAULT_REPLAY_QPS = 100.0
 
 
+VOLUME_STRATEGIES = ("snapshot", "csi-snapshot", "shared", "fresh")
+
+
+class VolumeMatch(_Model):
+    """Globs on the claim: every given field must match."""
+
+    namespace: str = "*"
+    name: str = "*"
+    storage_class: str = "*"
+
+
+class VolumeRule(_Model):
+    match: VolumeMatch = VolumeMatch()
+    strategy: Literal["snapshot", "csi-snapshot", "shared", "fresh"]
+    # Run on this machine just before the old writer is scaled to 0 (e.g. kubectl exec … redis-cli BGSAVE).
+    pre_freeze: list[str] = []
+    pre_freeze_timeout: Duration = 120.0
+
+
+class Volumes(_Model):
+    """How each bound claim's data reaches the new cluster. The first matching rule wins; a bound claim that
+    no rule matches is a plan error, so that no data is lost by default."""
+
+    rules: list[VolumeRule] = []
+    zone_map: dict[str, str] = {}  # old zone -> zone of the new cluster, where the new cluster lacks the old one
+    snapshot_timeout: Duration = 900.0
+    ready_timeout: Duration = 600.0
+
+
 class Replay(_Model):
     namespaces: Selection = Selection()
     kinds: Selection = Selection()
@@ -279,6 +308,7 @@ class Replay(_Model):
     concurrency: int = Field(8, ge=1, le=256)
     qps: float = Field(DEFAULT_REPLAY_QPS, gt=0, le=10000)  # concurrency bounds in-flight writes
     ready_timeout: Duration = 600.0
+    volumes: Volumes = Volumes()
 
 
 # --- gateway and validation ------------------------------------------------
@@ -471,9 +501,11 @@ STEP_KINDS = (
     "wait-cluster-ready",
     "write-kubeconfig",
     "replay-workloads",
+    "snapshot-volumes",
     "wait-workloads-ready",
     "open-gateway",
     "validate",
+    "cut-volumes",
     "shift-traffic",
     "write-report",
 )

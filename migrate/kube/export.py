@@ -93,6 +93,8 @@ class Exported:
     warnings: list[str] = field(default_factory=list)
     # Served kinds that are not even listed ("Kind.group" -> reason): nodes, events, the config's kind filter.
     skipped_kinds: dict[str, str] = field(default_factory=dict)
+    # Every PersistentVolume, replayed or not: the volume inventory joins claims with them.
+    volumes: list[Obj] = field(default_factory=list)
 
 
 # --- skip rules (pure) --------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ def skip_reason(obj: Obj, *, include_system_namespaces: bool = False) -> str | N
         return "registered automatically by the API server"
     if key.kind == "PersistentVolume" and "pv.kubernetes.io/provisioned-by" in annotations_of(obj) and \
             dig(obj, "spec", "claimRef"):
-        return "dynamically provisioned; the new cluster provisions a new volume for the claim"
+        return "dynamically provisioned; its claim's data is carried by its replay.volumes strategy"
     if key.kind == "Endpoints" and "endpoints.kubernetes.io/last-change-trigger-time" in annotations_of(obj):
         return "maintained by the endpoints controller for a service with a selector"
     return _completed_pod(obj) or _completed_job(obj)
@@ -276,6 +278,8 @@ def export(kube: KubeClient, cfg: Replay, discovery: Discovery | None = None) ->
         else:
             types.append(t)
     for t, obj in iter_objects(kube, types, out.warnings):
+        if t.kind == "PersistentVolume" and not t.group:
+            out.volumes.append(obj)
         why = classify(obj, cfg, t.plural)
         if why:
             out.skipped.append(Skipped(key_of(obj), why))

@@ -28,6 +28,7 @@ from migrate.kube.objects import Key, Obj, dig, key_of
 from migrate.kube.order import PHASE_NAMES, WEBHOOKS, phase_of, sort_key
 from migrate.kube.sanitize import sanitize
 from migrate.kube.transform import TransformContext, TransformError, transform
+from migrate.kube.volumes import VolumePlan, Workload, inventory, plan_volumes, problems, stage, workloads
 from migrate.kube.webhooks import services_of, wait_backends
 
 ClusterNames = Mapping[str, str] | Sequence[str]
@@ -59,6 +60,11 @@ class ReplayPlan:
     skipped_kinds: dict[str, str] = field(default_factory=dict)
     context: TransformContext = field(default_factory=TransformContext)
     inventory: str = ""  # hash of the old cluster's selected objects, for the plan fingerprint
+    volumes: list[VolumePlan] = field(default_factory=list)
+    cut: list[Workload] = field(default_factory=list)  # the stateful workloads the volume cut takes over
+    volume_problems: list[str] = field(default_factory=list)
+    # What the staging replaced (key -> the object as it would have been applied): the cut applies these.
+    staged_originals: dict[Key, Obj] = field(default_factory=dict)
 
     def selected_keys(self) -> list[Key]:
         return [it.key for it in self.items] + [i.key for i in self.invalid]
@@ -84,11 +90,16 @@ class ReplayPlan:
             "skipped_kinds": dict(sorted(self.skipped_kinds.items())),
             "kube_system": self.kube_system(),
             "warnings": self.warnings,
+            "volumes": [v.to_row() for v in self.volumes],
+            "cut": [{"workload": w.ref, "replicas": w.replicas, "claims": [c.volume.ref for c in w.claims],
+                     "shared_writer": w.writer} for w in self.cut],
+            "volume_problems": self.volume_problems,
         }
 
 
-def build_plan(exported: Exported, cfg: Replay, names: ClusterNames) -> ReplayPlan:
-    """Sanitize and transform every exported object, in apply order. Pure apart from reading `exported`."""
+def build_plan(exported: Exported, cfg: Replay, names: ClusterNames, cut_done: set[str] | None = None) -> ReplayPlan:
+    """Sanitize and transform every exported object, in apply order, staged for the volume cut (see
+    kube/volumes.py). Pure apart from reading `exported`."""
     ctx = context_of(names)
     plan = ReplayPlan(skipped=list(exported.skipped), warnings=list(exported.warnings),
                       skipped_kinds=dict(exported.skipped_kinds), context=ctx)
@@ -106,11 +117,36 @@ def build_plan(exported: Exported, cfg: Replay, names: ClusterNames) -> ReplayPl
                                   base=clean if t.applied else None))
     plan.items.sort(key=lambda it: sort_key(it.key))
     plan.inventory = inventory_hash(cleaned)
+    _stage_volumes(plan, exported, cfg, cut_done)
     return plan
 
 
-def plan_from_cluster(old: KubeClient, cfg: Replay, names: ClusterNames) -> ReplayPlan:
-    return build_plan(export(old, cfg), cfg, names)
+def _stage_volumes(plan: ReplayPlan, exported: Exported, cfg: Replay, cut_done: set[str] | None) -> None:
+    plan.volumes = plan_volumes(inventory(exported.objects, exported.volumes), cfg.volumes)
+    plan.cut, owners = workloads(plan.volumes, exported.objects)
+    plan.volume_problems = problems(plan.volumes) + owners
+    changes = stage([(it.key, it.obj) for it in plan.items], plan.volumes, plan.cut, cut_done)
+    if not changes:
+        return
+    kept = []
+    for it in plan.items:
+        change = changes.get(it.key)
+        if change is not None:
+            plan.staged_originals[it.key] = it.obj
+        if isinstance(change, str):
+            plan.skipped.append(Skipped(it.key, change))
+            continue
+        if change is not None:
+            it.base = it.base or it.obj
+            it.obj = change
+            it.transforms = [*it.transforms, "volume-cut"]
+        kept.append(it)
+    plan.items = kept
+
+
+def plan_from_cluster(old: KubeClient, cfg: Replay, names: ClusterNames,
+                      cut_done: set[str] | None = None) -> ReplayPlan:
+    return build_plan(export(old, cfg), cfg, names, cut_done)
 
 
 # --- the replay ---------------------------------------------------------------------------------------

@@ -71,6 +71,23 @@ def _kind_steps(env_name: str, env: Environment, kind: str) -> list[tuple[str, s
                   "concurrency": r.concurrency, "qps": r.qps},
                  f"the workloads read from {old} are applied to {new}; {old} is only read",
                  f"delete from {new} exactly the objects this replay created")]
+    if kind in ("snapshot-volumes", "cut-volumes"):
+        vol = env.replay.volumes
+        if not vol.rules:
+            return []  # no claim is carried: a bound claim is then a plan error of replay-workloads
+        if kind == "snapshot-volumes":
+            return [(kind, f"Take warm-up snapshots of {old}'s carried volumes",
+                     {"strategies": sorted({r.strategy for r in vol.rules})},
+                     f"a first snapshot of each carried volume is taken while {old} still serves, so that the "
+                     "final one at the cut is incremental; nothing else changes",
+                     "nothing: the snapshots are kept (tagged migrate-run) until an explicit cleanup")]
+        return [(kind, f"Cut the stateful workloads over to {new}",
+                 {"snapshot_timeout_s": vol.snapshot_timeout, "ready_timeout_s": vol.ready_timeout,
+                  "zone_map": dict(vol.zone_map)},
+                 f"one workload at a time: its writer on {old} is frozen and scaled to 0, its volumes are "
+                 f"snapshotted and restored for {new}, bound, scaled up there, and both clusters' Services point "
+                 f"at the new writer; the write-unavailability window is measured",
+                 f"scale the writers on {old} back up and point their Services back; the restored volumes are kept")]
     if kind == "wait-workloads-ready":
         return [(kind, f"Wait for workloads on {new}", {"cluster": new, "timeout_s": env.replay.ready_timeout},
                  "nothing changes; waits until every replayed workload is ready", "nothing to undo")]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.apigatewayv2.models import Api, ApiGatewayV2Backend
+from moto.ec2.models import ec2_backends
 from moto.eks.models import Cluster, EKSBackend, Nodegroup
 from moto.s3.models import S3Backend
 from moto.server import ThreadedMotoServer
@@ -136,8 +137,10 @@ class AwsHooks:
         def eks_create_nodegroup(self: EKSBackend, *args: Any, **kwargs: Any) -> Nodegroup:
             ng = create_nodegroup(self, *args, **kwargs)
             emu = hooks.registry.get(ng.cluster_name)
-            if emu is not None:  # the group's kubelets join the cluster
-                emu.add_nodes(ng.nodegroup_name, int((ng.scaling_config or {}).get("desiredSize", 1)))
+            if emu is not None:  # the group's kubelets join the cluster, in its subnets' zones
+                ec2 = ec2_backends[self.account_id][self.region_name]
+                zones = sorted({ec2.get_subnet(s).availability_zone for s in ng.subnets or []})
+                emu.add_nodes(ng.nodegroup_name, int((ng.scaling_config or {}).get("desiredSize", 1)), zones=zones)
             _delay(ng, SandboxNodegroup, hooks.faults.eks_delay)
             return ng
 

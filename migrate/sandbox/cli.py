@@ -31,6 +31,8 @@ def fault_spec(kind: str, *, cluster: str | None = None, path: str = "/", status
         return {"kind": kind, "bucket": bucket, "key_contains": key_contains, "count": count}
     if kind == "eks_delay":
         return {"kind": kind, "seconds": seconds}
+    if kind == "snapshot_pending":
+        return {"kind": kind, "seconds": seconds if seconds else -1}
     if kind == "gke_create_error":
         if not cluster:
             raise ValueError("a gke_create_error fault needs --cluster (the GKE cluster whose create fails)")

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .blockstore import BlockStore
 from .dataplane import DataPlane
 from .faults import SandboxFaults
 from .kubeapi import KubeAPIServer
+from .kubeapi.controllers import Provisioner
 
 CONTROLLER_DELAY = 0.3  # seconds before workloads turn ready: short, but readiness must really be waited for
 
@@ -30,13 +32,18 @@ class EmulatedCluster:
     dataplane: DataPlane
     kubeconfig: Path
 
-    def add_nodes(self, group: str, count: int, label: str = "eks.amazonaws.com/nodegroup") -> None:
-        """Register ``count`` Ready nodes for a node group, as kubelets joining would (through the public API)."""
+    def add_nodes(self, group: str, count: int, label: str = "eks.amazonaws.com/nodegroup",
+                  zones: list[str] | None = None) -> None:
+        """Register ``count`` Ready nodes for a node group, as kubelets joining would (through the public API).
+        Nodes spread over the group's zones (its subnets'), and carry the zone labels the CSI drivers use."""
         for i in range(1, count + 1):
             name = f"{self.name}-{group}-{i}"
-            node = {"apiVersion": "v1", "kind": "Node",
-                    "metadata": {"name": name, "labels": {label: group, "kubernetes.io/hostname": name,
-                                                          "kubernetes.io/os": "linux"}}, "spec": {}}
+            labels = {label: group, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+            if zones:
+                zone = zones[(i - 1) % len(zones)]
+                labels.update({"topology.kubernetes.io/zone": zone, "topology.ebs.csi.aws.com/zone": zone,
+                               "topology.kubernetes.io/region": zone[:-1]})
+            node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}, "spec": {}}
             status = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                       "message": "kubelet is posting ready status"}]}
             try:
@@ -80,6 +87,9 @@ class ClusterRegistry:
         self._clusters: dict[str, EmulatedCluster] = {}
         self._lock = threading.Lock()
         self.on_change: list[Callable[[], None]] = []
+        # Set by the daemon: EBS-backed dynamic provisioning for EKS clusters, and the volumes' bytes.
+        self.ebs_provisioner: Provisioner | None = None
+        self.blocks: BlockStore | None = None
 
     def create(self, name: str, cloud: str, version: str | None) -> EmulatedCluster:
         with self._lock:
@@ -89,7 +99,9 @@ class ClusterRegistry:
             api = KubeAPIServer(version=ver, controller_delay=self.controller_delay, cluster_name=name).start()
             for w in self.faults.workloads_for(name):  # faults may be set before the cluster exists
                 api.faults.never_ready(w.resource, w.namespace, w.name)
-            plane = DataPlane(name, api, self.faults).start()
+            if cloud == "aws" and self.ebs_provisioner is not None:
+                api.controllers.provision = self.ebs_provisioner
+            plane = DataPlane(name, api, self.faults, self.blocks, self._dataplane_of).start()
             kc = api.write_kubeconfig(self.kubeconfig_dir / f"{name}.yaml")
             cluster = EmulatedCluster(name, cloud, ver, api, plane, kc)
             self._clusters[name] = cluster
@@ -119,6 +131,10 @@ class ClusterRegistry:
             if host in c.dataplane.lookup.lb_hostnames():
                 return c
         return None
+
+    def _dataplane_of(self, hostname: str) -> DataPlane | None:
+        owner = self.owner_of(hostname)
+        return owner.dataplane if owner is not None else None
 
     def apply_workload_fault(self, cluster: str, resource: str, namespace: str, name: str) -> None:
         c = self.get(cluster)

@@ -3,7 +3,8 @@
     GET    /healthz                  ok
     GET    /status                   pid, uptime, clusters, faults, probes
     GET    /faults                   the active faults
-    POST   /faults                   {"kind": "http"|"never_ready"|"state_write"|"eks_delay"|"gke_create_error", ...}
+    POST   /faults                   {"kind": "http"|"never_ready"|"state_write"|"eks_delay"|"snapshot_pending"|
+                                      "gke_create_error", ...}
     DELETE /faults                   clear every fault
     POST   /probes                   {"host", "path"?, "rate"?, "duration"?, "max_requests"?} -> {"id"}
     GET    /probes/<id>?since=&until=   summary (window in unix seconds)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .aws import ACCOUNT_ID, REGION, AwsHooks, Moto
+from .blockstore import BlockStore, EbsHooks, ebs_provisioner
 from .clusters import ClusterRegistry
 from .control import Control
 from .faults import SandboxFaults
@@ -39,6 +40,10 @@ class Sandbox:
         self.seed_envs = seed_envs
         self.faults = SandboxFaults()
         self.registry = ClusterRegistry(self.faults, layout.kubeconfigs)
+        self.blocks = BlockStore(layout.root / "blocks")
+        self.registry.blocks = self.blocks
+        self.registry.ebs_provisioner = ebs_provisioner(self.blocks, ACCOUNT_ID, REGION)
+        self.ebs = EbsHooks(self.blocks, self.faults)
         self.moto = Moto()
         self.gateways = GatewayProxy(self.registry)
         self.hooks = AwsHooks(self.registry, self.faults, self.gateways.open, self.gateways.close)
@@ -53,6 +58,7 @@ class Sandbox:
 
     def start(self) -> None:
         self.hooks.install()
+        self.ebs.install()
         self.moto.start()
         self.gcs.start()
         self.gke.start()
@@ -109,6 +115,7 @@ class Sandbox:
         _quietly(self.registry.stop_all)
         _quietly(self.moto.stop)
         self.hooks.uninstall()
+        self.ebs.uninstall()
 
 
 def _quietly(fn: Any) -> None:

@@ -8,14 +8,23 @@ How a request finds its backend:
 - ``X-Sandbox-Via: <lb hostname>`` (set by the router and the gateway proxy: the load balancer the request
   was sent to), else the Host header, names a LoadBalancer Service by its status hostname;
 - when that Service fronts an ingress controller, the Ingress rules are matched by Host, then path;
-- a Host that is an Ingress rule host is matched directly.
+- a Host that is an Ingress rule host is matched directly;
+- a Service of type ExternalName is a DNS alias: the request goes on to the cluster whose load balancer has
+  that hostname (how a cluster reaches a writer in another cluster, as during a stateful cut).
+
+A StatefulSet behind ``/kv/<key>`` is the demo key-value store: PUT stores the body under the key, GET reads it.
+The key picks the replica (crc32 modulo replicas) and its claim ``<template>-<sts>-<ordinal>``; the value lives
+in that claim's volume, in the sandbox block store, so a snapshot carries it and a new empty volume has none.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Callable
 from typing import Any
 
+from .blockstore import BlockStore
 from .faults import SandboxFaults
 from .httpbase import BackgroundServer, QuietHandler
 from .kubeapi import KubeAPIServer
@@ -23,6 +32,8 @@ from .kubeapi import KubeAPIServer
 Obj = dict[str, Any]
 CLUSTER_HEADER = "X-Sandbox-Cluster"
 VIA_HEADER = "X-Sandbox-Via"
+KV_PREFIX = "/kv/"
+MAX_HOPS = 3
 _WORKLOAD_BUCKETS = (("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets"))
 
 
@@ -54,6 +65,11 @@ class Backend:
         self.service = service
         self.kind = kind
         self.workload = workload
+
+    @property
+    def external(self) -> str | None:
+        spec = self.service.get("spec") or {}
+        return str(spec.get("externalName")) if spec.get("type") == "ExternalName" else None
 
     @property
     def ready(self) -> bool:
@@ -94,12 +110,31 @@ class Router:
         if svc is None:
             return None
         selector = (svc.get("spec") or {}).get("selector") or {}
+        if (svc.get("spec") or {}).get("type") == "ExternalName":
+            return Backend(svc, None, None)
         for group, plural in _WORKLOAD_BUCKETS:
             for w in self.store.objects((group, plural), namespace):
                 labels = ((((w.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels")) or {}
                 if _labels_match(selector, labels):
                     return Backend(svc, plural, w)
         return Backend(svc, None, None)
+
+    def claim_volume(self, sts: Obj, key: str) -> tuple[int, str | None]:
+        """(ordinal, volume id) of the replica that holds ``key``; the id is None while no volume is bound."""
+        spec = sts.get("spec") or {}
+        replicas = max(1, int(spec.get("replicas") or 1))
+        n = zlib.crc32(key.encode()) % replicas
+        templates = spec.get("volumeClaimTemplates") or []
+        if not templates:
+            return n, None
+        ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
+        pvc = self.store.get(("", "persistentvolumeclaims"), ns, f"{templates[0]['metadata']['name']}-{name}-{n}")
+        pv_name = ((pvc or {}).get("spec") or {}).get("volumeName")
+        pv = self.store.get(("", "persistentvolumes"), "", pv_name) if pv_name else None
+        source = (pv or {}).get("spec") or {}
+        handle = (source.get("csi") or {}).get("volumeHandle") or \
+            str((source.get("awsElasticBlockStore") or {}).get("volumeID") or "").rsplit("/", 1)[-1]
+        return n, handle or None
 
     def ingress_backend(self, host: str | None, path: str) -> tuple[str, str] | None:
         """(namespace, service) of the best Ingress match: exact host first, longest path prefix wins."""
@@ -134,17 +169,21 @@ def _prefix_match(prefix: str, path: str) -> bool:
 class DataPlane:
     """One HTTP listener per emulated cluster."""
 
-    def __init__(self, cluster: str, api: KubeAPIServer, faults: SandboxFaults) -> None:
+    def __init__(self, cluster: str, api: KubeAPIServer, faults: SandboxFaults, blocks: BlockStore | None = None,
+                 resolve: Callable[[str], DataPlane | None] | None = None) -> None:
         self.cluster = cluster
         self.lookup = Router(api)
         self.faults = faults
+        self.blocks = blocks
+        self.resolve = resolve or (lambda _host: None)
         plane = self
 
         class Handler(QuietHandler):
             def _any(self) -> None:
-                self.read_body()
-                code, body = plane.answer(self.headers.get("Host", ""), self.headers.get(VIA_HEADER), self.path)
-                self.send_json(code, body, {CLUSTER_HEADER: plane.cluster})
+                body = self.read_body()
+                code, doc = plane.answer(self.headers.get("Host", ""), self.headers.get(VIA_HEADER), self.path,
+                                         self.command, body)
+                self.send_json(code, doc, {CLUSTER_HEADER: plane.cluster})
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any
 
@@ -161,7 +200,8 @@ class DataPlane:
     def stop(self) -> None:
         self._server.stop()
 
-    def answer(self, host_header: str, via: str | None, raw_path: str) -> tuple[int, Obj]:
+    def answer(self, host_header: str, via: str | None, raw_path: str, method: str = "GET", body: bytes = b"",
+               hops: int = 0) -> tuple[int, Obj]:
         host = host_header.split(":")[0].lower()
         path = raw_path.split("?")[0] or "/"
         base: Obj = {"cluster": self.cluster, "host": host, "path": path}
@@ -172,11 +212,13 @@ class DataPlane:
         target: Backend | None
         if entry is not None:
             front = self.lookup.backend_for_service(entry["metadata"]["namespace"], entry["metadata"]["name"])
+            if front is not None and front.external:
+                return self._forward(front.external, host_header, raw_path, method, body, hops, base)
             if front is None or not front.ready:
                 return 503, {**base, **(front.describe() if front else {}),
                              "error": "no healthy targets: the load balancer's workload is not ready"}
             if not is_ingress_controller(entry):
-                return 200, {**base, **front.describe()}
+                return self._serve(front, method, path, body, base)
             # Sent to the LB's own hostname (the gateway proxy does): any host's rules; else by Host, as nginx.
             match = self.lookup.ingress_backend(None if host == (via or host) else host, path)
         else:
@@ -186,9 +228,33 @@ class DataPlane:
         target = self.lookup.backend_for_service(*match)
         if target is None:
             return 503, {**base, "error": f"backend Service {match[0]}/{match[1]} not found"}
+        if target.external:
+            return self._forward(target.external, host_header, raw_path, method, body, hops, base)
         if not target.ready:
             return 503, {**base, **target.describe(), "error": "backend workload is not ready"}
-        return 200, {**base, **target.describe()}
+        return self._serve(target, method, path, body, base)
+
+    def _forward(self, alias: str, host_header: str, raw_path: str, method: str, body: bytes, hops: int,
+                 base: Obj) -> tuple[int, Obj]:
+        other = self.resolve(alias) if hops < MAX_HOPS else None
+        if other is None:
+            return 502, {**base, "error": f"ExternalName {alias} does not resolve to a load balancer"}
+        return other.answer(host_header, alias, raw_path, method, body, hops + 1)
+
+    def _serve(self, target: Backend, method: str, path: str, body: bytes, base: Obj) -> tuple[int, Obj]:
+        if not (target.kind == "statefulsets" and path.startswith(KV_PREFIX) and self.blocks and target.workload):
+            return 200, {**base, **target.describe()}
+        key = path[len(KV_PREFIX):]
+        ordinal, volume = self.lookup.claim_volume(target.workload, key)
+        where = {**base, **target.describe(), "ordinal": ordinal, "volume": volume}
+        if volume is None:
+            return 503, {**where, "error": "the replica's volume is not attached"}
+        file = self.blocks.volume(volume)
+        if method in ("PUT", "POST"):
+            self.blocks.kv_put(file, key, body.decode("utf-8", "replace"))
+            return 200, {**where, "stored": key}
+        found, value = self.blocks.kv_get(file, key)
+        return (200, {**where, "key": key, "value": value}) if found else (404, {**where, "error": "no such key"})
 
 
 def body_of(raw: bytes) -> Obj:

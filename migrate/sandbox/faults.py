@@ -4,6 +4,8 @@
 - ``never_ready``: a workload never turns ready (also for clusters that do not exist yet);
 - ``state_write``: S3 PUTs to matching state keys fail;
 - ``eks_delay``: EKS clusters (and node groups) report CREATING for N seconds after create;
+- ``snapshot_pending``: EBS snapshots stay ``pending`` for N seconds after they are taken (-1: for ever),
+  as a snapshot of a big or busy volume does;
 - ``gke_create_error``: a GKE cluster create fails: its operation ends DONE with an error and the cluster
   goes to ERROR with that ``statusMessage`` (a quota error by default), as GKE does when it gives up.
 
@@ -56,6 +58,7 @@ class SandboxFaults:
     workloads: list[WorkloadFault] = field(default_factory=list)
     state_writes: list[StateWriteFault] = field(default_factory=list)
     eks_delay: float = 0.0
+    snapshot_pending: float | None = None
     gke_create: list[GkeCreateFault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -79,6 +82,11 @@ class SandboxFaults:
                             del self.state_writes[i]
                     return True
         return False
+
+    def snapshot_seconds(self, default: float) -> float:
+        """How long a snapshot taken now stays pending (negative: for ever)."""
+        with self._lock:
+            return default if self.snapshot_pending is None else self.snapshot_pending
 
     def gke_create_error(self, cluster: str) -> GkeCreateFault | None:
         """The fault that makes this GKE cluster's create fail, if any."""
@@ -104,6 +112,8 @@ class SandboxFaults:
                                                          int(spec.get("count", -1))))
             elif kind == "eks_delay":
                 self.eks_delay = max(0.0, float(spec["seconds"]))
+            elif kind == "snapshot_pending":
+                self.snapshot_pending = float(spec.get("seconds", -1))
             elif kind == "gke_create_error":
                 self.gke_create.append(GkeCreateFault(str(spec.get("cluster", "")),
                                                       str(spec.get("message") or GKE_QUOTA_MESSAGE),
@@ -117,13 +127,15 @@ class SandboxFaults:
             self.workloads.clear()
             self.state_writes.clear()
             self.eks_delay = 0.0
+            self.snapshot_pending = None
             self.gke_create.clear()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"http": [asdict(f) for f in self.http], "never_ready": [asdict(w) for w in self.workloads],
                     "state_write": [asdict(s) for s in self.state_writes], "eks_delay": self.eks_delay,
+                    "snapshot_pending": self.snapshot_pending,
                     "gke_create_error": [asdict(g) for g in self.gke_create]}
 
 
-FAULT_KINDS = ("http", "never_ready", "state_write", "eks_delay", "gke_create_error")
+FAULT_KINDS = ("http", "never_ready", "state_write", "eks_delay", "snapshot_pending", "gke_create_error")

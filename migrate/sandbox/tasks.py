@@ -55,12 +55,13 @@ def reset(c: Context, state_dir: str = _DIR, timeout: float = lifecycle.START_TI
     print(f"sandbox reset (pid {doc['pid']})")
 
 
-@task(help={"kind": "http | never_ready | state_write | eks_delay (none: list faults)",
+@task(help={"kind": "http | never_ready | state_write | eks_delay | snapshot_pending (none: list faults)",
             "clear": "remove every fault", "cluster": "cluster name (http, never_ready)",
             "path": "path prefix (http)", "status": "5xx status (http)", "namespace": "namespace (never_ready)",
             "name": "workload name (never_ready)", "resource": "deployments|statefulsets|daemonsets",
             "bucket": "bucket (state_write)", "key_contains": "key substring (state_write)",
-            "count": "failing writes, -1 until cleared", "seconds": "delay (eks_delay)",
+            "count": "failing writes, -1 until cleared",
+            "seconds": "delay (eks_delay); pending time, 0 for ever (snapshot_pending)",
             "state_dir": "where the sandbox keeps its files"})
 def fault(c: Context, kind: str = "", clear: bool = False, cluster: str = "", path: str = "/", status: int = 503,
           namespace: str = "default", name: str = "", resource: str = "deployments", bucket: str = "",

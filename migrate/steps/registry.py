@@ -16,6 +16,7 @@ from migrate.steps.terraform import (
 )
 from migrate.steps.traffic import OpenGatewayStep, RemoveGatewayStep, ShiftTrafficStep
 from migrate.steps.validate import ValidateStep
+from migrate.steps.volumes import CutVolumesStep, SnapshotVolumesStep
 
 _KINDS: dict[str, StepKind] = {
     k.kind: k
@@ -23,7 +24,7 @@ _KINDS: dict[str, StepKind] = {
         HookStep(), WriteReportStep(), ProvisionClusterStep(), WaitClusterReadyStep(), WriteKubeconfigStep(),
         DuplicateWorkspaceStep(), DetachClusterStep(), HandoverSharedStep(), DestroyOldClusterStep(),
         RetireWorkspaceStep(), ReplayWorkloadsStep(), WaitWorkloadsReadyStep(), OpenGatewayStep(),
-        RemoveGatewayStep(), ShiftTrafficStep(), ValidateStep(),
+        RemoveGatewayStep(), ShiftTrafficStep(), ValidateStep(), SnapshotVolumesStep(), CutVolumesStep(),
     )
 }
 

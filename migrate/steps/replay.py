@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from migrate.config import Replay
-from migrate.errors import MigrateError, ProviderError, StepFailed
+from migrate.errors import ConfigError, MigrateError, ProviderError, StepFailed
 from migrate.kube.apply import FAILED, Result
 from migrate.kube.client import KubeClient
 from migrate.kube.export import export, is_owned_reason, reason_group
@@ -39,8 +39,10 @@ from migrate.kube.replay import (
     write_review,
 )
 from migrate.kube.sanitize import sanitize
+from migrate.kube.volumes import inventory, plan_volumes, problems, workloads
 from migrate.plan.model import Step
 from migrate.steps.base import Context
+from migrate.steps.volume_record import cut_done
 
 KUBECONFIG_SUFFIX = "-write-kubeconfig"
 REPLAY_SUFFIX = "-replay-workloads"
@@ -127,11 +129,24 @@ class ReplayWorkloadsStep:
         # Counts per reason, for the plan's review. Owned objects (pods, ReplicaSets) are left out: their
         # number moves with every scale-up, and it would make a reviewed plan stale for nothing.
         reasons = Counter(reason_group(s.reason) for s in exported.skipped if not is_owned_reason(s.reason))
+        vplans = plan_volumes(inventory(exported.objects, exported.volumes), cfg.volumes)
+        cut, owners = workloads(vplans, exported.objects)
+        blocked = problems(vplans) + owners
+        if blocked:
+            more = f"\n    ... and {len(blocked) - 20} more" if len(blocked) > 20 else ""
+            raise ConfigError(f"{len(blocked)} persistent volume claim(s) of {ctx.env.clusters.old.name} cannot be "
+                              "carried to the new cluster:\n    " + "\n    ".join(blocked[:20]) + more,
+                              where=f"environments.{ctx.env_name}.replay.volumes.rules",
+                              hint="give each claim a strategy (snapshot, csi-snapshot, shared, or fresh when its "
+                                   "data is disposable); see docs/replay.md#persistent-volumes. Nothing was changed")
         return {"old_inventory": inventory_hash(sanitize(o)[0] for o in exported.objects),
                 "objects": len(exported.objects),
                 "skipped_by_reason": dict(sorted(reasons.items())),
                 "kube_system": sorted(str(key_of(o)) for o in exported.objects
-                                      if dig(o, "metadata", "namespace") == "kube-system")}
+                                      if dig(o, "metadata", "namespace") == "kube-system"),
+                "volumes": [p.to_row() for p in vplans if p.volume.bound],
+                "stateful": [{"workload": w.ref, "replicas": w.replicas, "claims": [c.volume.ref for c in w.claims],
+                              "shared_writer": dict(w.writer)} for w in cut]}
 
     def review(self, ctx: Context, out_dir: Path) -> dict[str, Any]:
         """Dry run: the exact manifests that would be applied (Secrets redacted) and a summary."""
@@ -151,7 +166,7 @@ class ReplayWorkloadsStep:
         old, new = _clients(ctx, cfg)
         try:
             try:
-                plan = plan_from_cluster(old, cfg, names)
+                plan = plan_from_cluster(old, cfg, names, cut_done(ctx))
                 baseline: dict[str, str] = _read(paths["baseline"]) or {}
                 unknown = [it for it in plan.items if str(it.key) not in baseline]
                 if unknown or not paths["baseline"].exists():

@@ -21,6 +21,11 @@ _WORKLOADS: set[Bucket] = {("apps", "deployments"), ("apps", "replicasets"), ("a
                            ("apps", "daemonsets"), ("batch", "jobs"), ("", "services"),
                            ("", "persistentvolumeclaims"), ("", "pods"), ("", "replicationcontrollers"),
                            ("apiregistration.k8s.io", "apiservices")}
+ZONE_LABEL = "topology.kubernetes.io/zone"
+HOSTPATH_PROVISIONER = "sandbox.migrate.dev/hostpath"
+# (claim, its StorageClass, the nodes' zones) -> the PV's volume source and node affinity, or None to fall back
+# to a hostPath volume. The sandbox wires it to moto's EBS for EKS clusters.
+Provisioner = Callable[[Obj, Obj, list[str]], Obj | None]
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _OWNER_BUCKETS: dict[str, Bucket] = {"ReplicaSet": ("apps", "replicasets"), "StatefulSet": ("apps", "statefulsets"),
                                      "DaemonSet": ("apps", "daemonsets"),
@@ -77,6 +82,7 @@ class Controllers:
         self._stop = False
         self._thread: threading.Thread | None = None
         self.pods = Pods(api, self._rt, cluster_name)
+        self.provision: Provisioner | None = None
         api.store.subscribe(self._on_event)
         api.faults.subscribe(self._on_faults_changed)
 
@@ -223,7 +229,7 @@ class Controllers:
         self.api.create_internal(self._rt(("storage.k8s.io", "storageclasses")), {
             "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
             "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": "sandbox.migrate.dev/hostpath", "reclaimPolicy": "Delete",
+            "provisioner": HOSTPATH_PROVISIONER, "reclaimPolicy": "Delete",
             "volumeBindingMode": "Immediate"})
         self._local_apiservices()
 
@@ -471,6 +477,11 @@ class Controllers:
 
         self._set_status(rt, obj, build)
 
+    def node_zones(self) -> list[str]:
+        """The zones the cluster's nodes are in (``topology.kubernetes.io/zone``), sorted."""
+        return sorted({z for n in self.api.store.objects(("", "nodes"))
+                       if (z := ((n["metadata"].get("labels") or {}).get(ZONE_LABEL)))})
+
     def _reconcile_persistentvolumeclaims(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
         if fault or (obj.get("status") or {}).get("phase") == "Bound":
             return
@@ -479,30 +490,48 @@ class Controllers:
         pv_name = spec.get("volumeName") or f"pvc-{meta['uid']}"
         size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
         modes = spec.get("accessModes") or ["ReadWriteOnce"]
+        sc_name = spec.get("storageClassName") or "standard"
         pv_rt = self._rt(("", "persistentvolumes"))
         if self.api.store.get(("", "persistentvolumes"), "", pv_name) is None:
+            if spec.get("volumeName"):
+                return  # pre-bound to a volume that does not exist (yet): stays Pending, as on a real cluster
+            sc = self.api.store.get(("storage.k8s.io", "storageclasses"), "", sc_name)
+            made = self.provision(obj, sc, self.node_zones()) if self.provision and sc else None
+            made_by = str((sc or {}).get("provisioner") or HOSTPATH_PROVISIONER) if made else HOSTPATH_PROVISIONER
+            source = made or {"hostPath": {"path": f"/tmp/sandbox/{pv_name}"}}
             self.api.create_internal(pv_rt, {
                 "apiVersion": "v1", "kind": "PersistentVolume",
-                "metadata": {"name": pv_name, "annotations": {
-                    "pv.kubernetes.io/provisioned-by": "sandbox.migrate.dev/hostpath"}},
+                "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": made_by}},
                 "spec": {"capacity": {"storage": size}, "accessModes": modes,
-                         "persistentVolumeReclaimPolicy": "Delete",
-                         "storageClassName": spec.get("storageClassName") or "standard",
-                         "hostPath": {"path": f"/tmp/sandbox/{pv_name}"},
+                         "persistentVolumeReclaimPolicy": str((sc or {}).get("reclaimPolicy") or "Delete"),
+                         "storageClassName": sc_name, **source,
                          "claimRef": {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"],
                                       "name": meta["name"], "uid": meta["uid"], "apiVersion": "v1"}}},
                 "persistentvolume-controller")
             self.api.update_internal(pv_rt, "", pv_name, lambda o: o.update(status={"phase": "Bound"}),
                                      "persistentvolume-controller")
+        else:
+            def claim(o: Obj) -> None:  # a pre-bound volume: the controller completes its claimRef
+                ref = o["spec"].setdefault("claimRef", {})
+                ref.update({"kind": "PersistentVolumeClaim", "namespace": meta["namespace"], "name": meta["name"],
+                            "uid": meta["uid"], "apiVersion": "v1"})
+                o["status"] = {"phase": "Bound"}
+            self.api.update_internal(pv_rt, "", pv_name, claim, "persistentvolume-controller")
+        pv = self.api.store.get(("", "persistentvolumes"), "", pv_name) or {}
+        provisioner = (pv["metadata"].get("annotations") or {}).get("pv.kubernetes.io/provisioned-by") \
+            if pv else None
 
         def bind(o: Obj) -> None:
             o["spec"]["volumeName"] = pv_name
-            o["spec"].setdefault("storageClassName", "standard")
+            o["spec"].setdefault("storageClassName", sc_name)
             ann = o["metadata"].setdefault("annotations", {})
             ann["pv.kubernetes.io/bind-completed"] = "yes"
-            ann["pv.kubernetes.io/bound-by-controller"] = "yes"
-            ann["volume.kubernetes.io/storage-provisioner"] = "sandbox.migrate.dev/hostpath"
-            o["status"] = {"phase": "Bound", "accessModes": modes, "capacity": {"storage": size}}
+            if not spec.get("volumeName"):
+                ann["pv.kubernetes.io/bound-by-controller"] = "yes"
+            if provisioner:
+                ann["volume.kubernetes.io/storage-provisioner"] = provisioner
+            o["status"] = {"phase": "Bound", "accessModes": modes,
+                           "capacity": {"storage": ((pv.get("spec") or {}).get("capacity") or {}).get("storage", size)}}
 
         self.api.update_internal(rt, meta["namespace"], meta["name"], bind, "persistentvolume-controller", "")
 

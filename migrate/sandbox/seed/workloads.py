@@ -140,6 +140,7 @@ def shop(env: str, cluster: str) -> list[Obj]:
                   "volumeClaimTemplates": [{"metadata": {"name": "data"},
                                             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "gp2",
                                                      "resources": {"requests": {"storage": "1Gi"}}}}]}},
+        *kv_store(ns),
         {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": _meta("nightly-report", ns),
          "spec": {"schedule": "0 2 * * *", "concurrencyPolicy": "Forbid", "jobTemplate": {"spec": {
              "backoffLimit": 2, "template": {"spec": {"restartPolicy": "OnFailure", "containers": [
@@ -160,11 +161,31 @@ def shop(env: str, cluster: str) -> list[Obj]:
          "spec": {"ingressClassName": "nginx", "rules": [{"host": host, "http": {"paths": [
              {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "frontend", "port": {"number": 80}}}},
              {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api",
-                                                                           "port": {"number": 8080}}}}]}}]}},
+                                                                           "port": {"number": 8080}}}},
+             {"path": "/kv", "pathType": "Prefix", "backend": {"service": {"name": "kv",
+                                                                          "port": {"number": 80}}}}]}}]}},
         *[{"apiVersion": "shop.example.com/v1", "kind": "FeatureFlag", "metadata": _meta(name, ns),
            "spec": {"enabled": enabled, "rollout": rollout, "description": f"{name} flag"}}
           for name, enabled, rollout in flags],
     ]
+
+
+def kv_store(ns: str) -> list[Obj]:
+    """The stateful demo: a key-value service on a 3-replica StatefulSet, one EBS volume per replica (gp3,
+    the EBS CSI driver). Its internal load balancer is how another cluster reaches the writer during a cut."""
+    svc = _service("kv", ns, 80, 8080, "LoadBalancer", {"app": "kv"})
+    svc["metadata"]["annotations"] = {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}
+    return [svc, {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta("kv", ns, app="kv"),
+        "spec": {"serviceName": "kv", "replicas": 3, "selector": {"matchLabels": {"app": "kv"}},
+                 "podManagementPolicy": "Parallel",
+                 "template": {"metadata": {"labels": {"app": "kv"}},
+                              "spec": {"containers": [{"name": "kv", "image": f"{REGISTRY}/shop/kv:1.2.0",
+                                                       "ports": [{"containerPort": 8080, "name": "http"}],
+                                                       "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                                           "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "gp3",
+                                                    "resources": {"requests": {"storage": "1Gi"}}}}]}}]
 
 
 def monitoring() -> list[Obj]:
@@ -186,7 +207,10 @@ def monitoring() -> list[Obj]:
 def storage() -> list[Obj]:
     return [{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "gp2"},
              "provisioner": "kubernetes.io/aws-ebs", "parameters": {"type": "gp2", "fsType": "ext4"},
-             "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"}]
+             "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"},
+            {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "gp3"},
+             "provisioner": "ebs.csi.aws.com", "parameters": {"type": "gp3", "csi.storage.k8s.io/fstype": "ext4"},
+             "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": True}]
 
 
 def blue_cluster(env: str, cluster: str) -> list[Obj]:
