@@ -162,6 +162,15 @@ def _finish(run: RunState | None, json_: bool) -> None:
             if probe and probe.get("requests"):
                 out.print(f"probe: {probe['requests']} requests, {probe['failures']} failed, "
                           f"p50 {fmt_ms(probe['p50_ms'])} ms, p95 {fmt_ms(probe['p95_ms'])} ms")
+            writes = last.get("writes")
+            if writes:
+                style = "red" if writes["lost"] or writes["unreadable"] else "green"
+                out.print(f"[{style}]writes: {writes['acknowledged']} acknowledged, {writes['lost']} lost"
+                          + (f", {writes['unreadable']} unreadable" if writes["unreadable"] else "")
+                          + f"[/{style}]")
+            for ref, secs in (last.get("freeze_windows_s") or {}).items():
+                if secs is not None:
+                    out.print(f"freeze window {ref}: {secs:.1f} s")
     elif run.status == "paused":
         out.print(f"[yellow]paused[/yellow] after {run.paused_after}")
 

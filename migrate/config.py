@@ -289,6 +289,17 @@ class VolumeRule(_Model):
     pre_freeze_timeout: Duration = 120.0
 
 
+class WriteProbe(_Model):
+    """Keys written through the entry point from the warm-up snapshot to the report, then read back from the
+    new cluster: the proof that no acknowledged write was lost. Point it at a path whose PUT stores the body
+    under the key and whose GET answers it (the body, or a JSON object's ``value``)."""
+
+    path: str = Field(pattern=r"^/")  # the collection: PUT <entry point><path><key>
+    prefix: str = Field("migrate-probe-", pattern=r"^[A-Za-z0-9._-]+$")
+    rate: float = Field(10.0, gt=0, le=200)  # writes per second
+    timeout: Duration = 2.0
+
+
 class Volumes(_Model):
     """How each bound claim's data reaches the new cluster. The first matching rule wins; a bound claim that
     no rule matches is a plan error, so that no data is lost by default."""
@@ -297,6 +308,7 @@ class Volumes(_Model):
     zone_map: dict[str, str] = {}  # old zone -> zone of the new cluster, where the new cluster lacks the old one
     snapshot_timeout: Duration = 900.0
     ready_timeout: Duration = 600.0
+    write_probe: WriteProbe | None = None
 
 
 class Replay(_Model):

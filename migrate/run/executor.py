@@ -55,6 +55,12 @@ class Executor:
     # -- forward -----------------------------------------------------------
 
     def run(self, *, assume_done: tuple[str, ...] = ()) -> RunState:
+        try:
+            return self._run(assume_done)
+        finally:
+            registry.run_ended(self.ctx)  # background work of the steps (the write probe) ends with the run
+
+    def _run(self, assume_done: tuple[str, ...]) -> RunState:
         state = self.state()
         total = len(self.plan.steps)
         for i, step in enumerate(self.plan.steps, start=1):
@@ -96,6 +102,7 @@ class Executor:
                 self._record("step.started", step)
                 self._emit("step.started", label, step, index=i, total=total)
                 failpoints.hit("after-start", step)
+                registry.before_step(step, self.ctx)
                 t0 = time.monotonic()
                 outputs = impl.apply(step, self.ctx)
                 self._record("step.done", step, outputs=outputs)

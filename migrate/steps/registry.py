@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from migrate.steps.base import StepKind
+from migrate.plan.model import Step
+from migrate.steps import writes
+from migrate.steps.base import Context, StepKind
 from migrate.steps.cluster import ProvisionClusterStep, WaitClusterReadyStep, WriteKubeconfigStep
 from migrate.steps.hook import HookStep
 from migrate.steps.replay import ReplayWorkloadsStep, WaitWorkloadsReadyStep
@@ -27,6 +29,15 @@ _KINDS: dict[str, StepKind] = {
         RemoveGatewayStep(), ShiftTrafficStep(), ValidateStep(), SnapshotVolumesStep(), CutVolumesStep(),
     )
 }
+
+
+def before_step(step: Step, ctx: Context) -> None:
+    """What runs beside the steps: the write probe, from the warm-up snapshot to the report."""
+    writes.before_step(step, ctx)
+
+
+def run_ended(ctx: Context) -> None:
+    writes.stop(ctx)
 
 
 def get(kind: str) -> StepKind | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any, ClassVar
 from migrate.errors import StepFailed
 from migrate.plan.model import Step
 from migrate.steps.base import Context
+from migrate.steps.writes import finish
 from migrate.traffic.files import JsonLines, read_json
 from migrate.traffic.gates import fmt_ms, percentile
 
@@ -43,6 +45,9 @@ class RunData:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     validation: dict[str, Any] | None = None
     gateway_url: str | None = None
+    writes: list[dict[str, Any]] = field(default_factory=list)  # the write probe's samples
+    cut: dict[str, Any] = field(default_factory=dict)  # volumes/cut.json: workload ref -> its cut record
+    write_verdict: dict[str, Any] | None = None
 
 
 def collect(ctx: Context) -> RunData:
@@ -56,13 +61,21 @@ def collect(ctx: Context) -> RunData:
     done = [(sid, out) for sid, out in ctx.outputs.items()] + [
         (str(r.get("step", "")), r.get("outputs") or {}) for r in records if r.get("type") == "step.done"]
     gw: dict[str, Any] = next((out for sid, out in done if sid.endswith("-open-gateway") and out.get("url")), {})
+    cut = read_json(ctx.workdir / "volumes" / "cut.json")
+    verdict_ = read_json(ctx.workdir / "volumes" / "writes.json")
+    tag = f"writes:{ctx.run_id}"
+    writes = [s for s in JsonLines(ctx.workdir / "volumes" / "writes.jsonl").read() if s.get("tag") == tag]
     return RunData(records, start, samples, timeline, validation if isinstance(validation, dict) else None,
-                   gw.get("url"))
+                   gw.get("url"), writes, (cut or {}).get("workloads") or {} if isinstance(cut, dict) else {},
+                   verdict_ if isinstance(verdict_, dict) else None)
 
 
 def verdict(data: RunData, failure: str | None) -> str:
     if failure:
         return f"FAILED: {failure}"
+    lost = (data.write_verdict or {}).get("lost")
+    if lost:
+        return f"DATA LOSS: {lost} acknowledged write(s) are not on the new cluster (see Stateful workloads)"
     failed = [r for r in data.records if r.get("type") == "step.failed"]
     if failed:
         return f"FAILED at {failed[-1]['step']}: {failed[-1].get('error', '')}"
@@ -135,6 +148,102 @@ def chart(data: RunData, path: Path) -> Path | None:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def writes_chart(data: RunData, path: Path) -> Path | None:
+    """The write probe's errors and latency over time, each workload's freeze window shaded. None without
+    writes. Time with no sample (no probe ran: a killed run before its resume) is left as a gap."""
+    if not data.writes:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = min(float(s["t"]) for s in data.writes)
+    rows = buckets(data.writes, t0)
+    fig, (ax_e, ax_l) = plt.subplots(2, 1, sharex=True, figsize=(9, 5))
+    xs, errs, p50, p95 = _gapped(rows)
+    ax_e.plot(xs, errs, color="red", label="failed writes (%)")
+    ax_e.set_ylabel("errors %")
+    ax_e.set_ylim(-5, 105)
+    ax_l.plot(xs, p50, label="write p50 ms")
+    ax_l.plot(xs, p95, label="write p95 ms")
+    ax_l.set_ylabel("latency ms")
+    ax_l.set_xlabel("seconds since the write probe started")
+    for ref, e in data.cut.items():
+        if e.get("t_freeze") and e.get("t_end"):
+            for ax in (ax_e, ax_l):
+                ax.axvspan(float(e["t_freeze"]) - t0, float(e["t_end"]) - t0, color="orange", alpha=0.3,
+                           label=f"freeze {ref.split('/', 1)[-1]}" if ax is ax_e else None)
+    ax_e.legend(loc="upper right")
+    ax_l.legend(loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _gapped(rows: list[dict[str, Any]]) -> tuple[list[float], list[float | None], list[float | None],
+                                                  list[float | None]]:
+    """Series for a chart, with None (a break in the line) where a second had no sample."""
+    xs: list[float] = []
+    errs: list[float | None] = []
+    p50: list[float | None] = []
+    p95: list[float | None] = []
+    last = None
+    for r in rows:
+        if last is not None and r["t"] - last > 1.5:
+            xs.append(last + 1)
+            errs.append(None)
+            p50.append(None)
+            p95.append(None)
+        xs.append(r["t"])
+        errs.append(100 * r["error_rate"])
+        p50.append(r["p50"])
+        p95.append(r["p95"])
+        last = r["t"]
+    return xs, errs, p50, p95
+
+
+def _stateful_section(data: RunData) -> list[tuple[str, list[str], list[tuple[str, ...]]]]:
+    if not data.cut and not data.writes:
+        return []
+    lines = []
+    v = data.write_verdict
+    if v is not None:
+        lines.append(f"Writes: {v['acknowledged']} acknowledged, {v['lost']} lost"
+                     + (f", {v['unreadable']} could not be read back" if v.get("unreadable") else "")
+                     + f" (read back from {v.get('read_from')})")
+        if v["lost"]:
+            lines.append("LOST KEYS: " + ", ".join(v.get("lost_keys") or []))
+    elif data.writes:
+        lines.append(f"Writes: {len(data.writes)} sent; not read back yet")
+    if data.writes:
+        from migrate.traffic.writes import windows
+
+        spans = windows(data.writes)
+        worst = max((b - a for a, b in spans), default=0.0)
+        lines.append(f"Writes failed as a client saw them in {len(spans)} span(s), the longest {worst:.1f} s")
+        gaps = _probe_gaps(data.writes)
+        if gaps:
+            lines.append("No write probe ran for " + ", ".join(f"{b - a:.0f} s" for a, b in gaps)
+                         + " (a killed run before its resume): nothing was observed then")
+    rows: list[tuple[str, ...]] = [("workload", "claims", "phase", "freeze window", "snapshots", "restored volumes")]
+    for ref, e in sorted(data.cut.items()):
+        claims = e.get("claims") or []
+        rows.append((ref, ", ".join(str(c.get("claim")) for c in claims), str(e.get("phase")),
+                     f"{float(e['window_s']):.1f} s" if e.get("window_s") is not None else "-",
+                     ", ".join(str(c["snapshot_id"]) for c in claims if c.get("snapshot_id")) or "-",
+                     ", ".join(f"{c['volume_id']} ({c.get('target_zone')})" for c in claims if c.get("volume_id"))
+                     or "-"))
+    return [("Stateful workloads", lines, rows if len(rows) > 1 else [])]
+
+
+def _probe_gaps(samples: list[dict[str, Any]], at_least: float = 5.0) -> list[tuple[float, float]]:
+    ts = sorted(float(s["t"]) for s in samples)
+    return [(a, b) for a, b in itertools.pairwise(ts) if b - a >= at_least]
 
 
 def _step_rows(data: RunData, failure: str | None) -> list[tuple[str, str, str, str]]:
@@ -217,12 +326,14 @@ def _sections(ctx: Context, data: RunData, failure: str | None) -> list[tuple[st
         out.append(("Validation", [f"{'passed' if v.get('ok') else 'FAILED'}: {v.get('checks')} checks"],
                     [("check", "result", "detail"),
                      *[(r["name"], "ok" if r["ok"] else "FAIL", r["detail"]) for r in v.get("results", [])]]))
+    out += _stateful_section(data)
     if data.timeline:
         out.append(("Traffic timeline", [], [("time", "step", "event", "detail"), *_traffic_rows(data)]))
     return out
 
 
-def render_report(ctx: Context, failure: str | None = None, chart_name: str | None = None) -> str:
+def render_report(ctx: Context, failure: str | None = None, chart_name: str | None = None,
+                  writes_name: str | None = None) -> str:
     data = collect(ctx)
     lines = [f"# Migration report: {ctx.env_name}", ""]
     for title, text, table in _sections(ctx, data, failure):
@@ -237,10 +348,13 @@ def render_report(ctx: Context, failure: str | None = None, chart_name: str | No
             lines.append("")
         if title == "Summary" and chart_name:
             lines += [f"![weights, errors and latency over time]({chart_name})", ""]
+        if title == "Stateful workloads" and writes_name:
+            lines += [f"![write errors and latency over time, freeze windows shaded]({writes_name})", ""]
     return "\n".join(lines)
 
 
-def render_html(ctx: Context, failure: str | None = None, png: Path | None = None) -> str:
+def render_html(ctx: Context, failure: str | None = None, png: Path | None = None,
+                writes_png: Path | None = None) -> str:
     data = collect(ctx)
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
@@ -256,6 +370,9 @@ def render_html(ctx: Context, failure: str | None = None, png: Path | None = Non
         if title == "Summary" and png is not None and png.exists():
             b64 = base64.b64encode(png.read_bytes()).decode()
             parts.append(f"<img alt='weights, errors and latency over time' src='data:image/png;base64,{b64}'>")
+        if title == "Stateful workloads" and writes_png is not None and writes_png.exists():
+            b64 = base64.b64encode(writes_png.read_bytes()).decode()
+            parts.append(f"<img alt='write errors and latency over time' src='data:image/png;base64,{b64}'>")
         if table:
             parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in table[0]) + "</tr>")
             for row in table[1:]:
@@ -283,9 +400,12 @@ def write_reports(ctx: Context, failure: str | None = None) -> dict[str, Any]:
     png = md.with_suffix(".png")
     try:
         md.parent.mkdir(parents=True, exist_ok=True)
-        drawn = chart(collect(ctx), png)
-        _write(md, render_report(ctx, failure, png.name if drawn else None))
-        _write(html_path, render_html(ctx, failure, drawn))
+        data = collect(ctx)
+        drawn = chart(data, png)
+        wpng = md.with_suffix(".writes.png")
+        wdrawn = writes_chart(data, wpng)
+        _write(md, render_report(ctx, failure, png.name if drawn else None, wpng.name if wdrawn else None))
+        _write(html_path, render_html(ctx, failure, drawn, wdrawn))
     except OSError as e:
         raise StepFailed(f"cannot write the report: {e.strerror}", where=str(md),
                          hint="make the plans directory writable, then resume") from e
@@ -294,6 +414,10 @@ def write_reports(ctx: Context, failure: str | None = None) -> dict[str, Any]:
                            "probe": {k: probe[k] for k in ("requests", "failures", "p50_ms", "p95_ms")}}
     if png.exists():
         out["chart"] = str(png)
+    if data.write_verdict is not None:
+        out["writes"] = {k: data.write_verdict[k] for k in ("acknowledged", "lost", "unreadable")}
+    if data.cut:
+        out["freeze_windows_s"] = {ref: e.get("window_s") for ref, e in sorted(data.cut.items())}
     return out
 
 
@@ -308,6 +432,7 @@ class WriteReportStep:
         return None
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
+        finish(ctx)  # stop the write probe and read its acknowledged keys back before the report is written
         return write_reports(ctx)
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ JSON-lines file for the report and for a resumed run.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -16,10 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from migrate.traffic.files import JsonLines
 
 MAX_RATE = 500.0
+_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+class _ProxyAdapter(HTTPAdapter):
+    """urllib3 sets TCP_NODELAY on direct connections but not on those to an HTTP proxy: a request with a body
+    then waits ~40 ms for the proxy's delayed ACK (Nagle), which the probe would report as latency."""
+
+    def proxy_manager_for(self, proxy: str, **kw: Any) -> Any:
+        kw.setdefault("socket_options", _NODELAY)
+        return super().proxy_manager_for(proxy, **kw)
+
+
+def http_session() -> requests.Session:
+    s = requests.Session()  # trust_env: HTTP_PROXY / NO_PROXY apply, as for any client
+    s.mount("http://", _ProxyAdapter())
+    s.mount("https://", _ProxyAdapter())
+    return s
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,7 @@ class Sample:
     backend: str | None = None  # the value of the configured backend header, if any
     error: str | None = None
     tag: str = ""  # which step (or "baseline") the sample belongs to
+    key: str | None = None  # the key a write probe stored (its value is the key itself)
 
     @property
     def failed(self) -> bool:
@@ -37,15 +57,17 @@ class Sample:
 
     def to_dict(self) -> dict[str, Any]:
         return {"t": round(self.t, 4), "status": self.status, "latency_ms": round(self.latency_ms, 3),
-                "backend": self.backend, "error": self.error, "tag": self.tag}
+                "backend": self.backend, "error": self.error, "tag": self.tag,
+                **({"key": self.key} if self.key is not None else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Sample:
         return cls(float(d["t"]), int(d["status"]), float(d["latency_ms"]), d.get("backend"), d.get("error"),
-                   str(d.get("tag", "")))
+                   str(d.get("tag", "")), d.get("key"))
 
 
 class Probe:
+    flush_every = 1.0  # seconds between appends to the sink
     def __init__(self, url: str, *, rate: float = 20.0, duration: float = 600.0, max_requests: int = 100_000,
                  timeout: float = 2.0, headers: dict[str, str] | None = None, backend_header: str | None = None,
                  sink: Path | None = None, tag: str = "") -> None:
@@ -81,6 +103,10 @@ class Probe:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def set_tag(self, tag: str) -> None:
         self.tag = tag
 
@@ -96,7 +122,7 @@ class Probe:
             self.sink.append_many([s.to_dict() for s in rows])
 
     def _run(self) -> None:
-        session = requests.Session()  # trust_env: HTTP_PROXY / NO_PROXY apply, as for any client
+        session = http_session()
         period = 1.0 / self.rate
         start = time.monotonic()
         next_at = start
@@ -110,7 +136,7 @@ class Probe:
                     self._samples.append(sample)
                     self._unflushed.append(sample)
                 now = time.monotonic()
-                if now - last_flush >= 1.0:
+                if now - last_flush >= self.flush_every:
                     self.flush()
                     last_flush = now
                 next_at += period
@@ -120,13 +146,18 @@ class Probe:
         finally:
             session.close()
 
+    def _send(self, session: requests.Session) -> tuple[requests.Response, str | None]:
+        """One request; (its answer, the key it wrote if it writes)."""
+        return session.get(self.url, headers=self.headers, timeout=self.timeout, allow_redirects=False), None
+
     def _one(self, session: requests.Session) -> Sample:
         t = time.time()
         t0 = time.perf_counter()
+        key = None
         try:
-            resp = session.get(self.url, headers=self.headers, timeout=self.timeout, allow_redirects=False)
+            resp, key = self._send(session)
             resp.content  # noqa: B018 - read the body: a request is done when its answer is
             backend = resp.headers.get(self.backend_header) if self.backend_header else None
-            return Sample(t, resp.status_code, (time.perf_counter() - t0) * 1000, backend, None, self.tag)
+            return Sample(t, resp.status_code, (time.perf_counter() - t0) * 1000, backend, None, self.tag, key)
         except requests.RequestException as e:
-            return Sample(t, 0, (time.perf_counter() - t0) * 1000, None, type(e).__name__, self.tag)
+            return Sample(t, 0, (time.perf_counter() - t0) * 1000, None, type(e).__name__, self.tag, key)
