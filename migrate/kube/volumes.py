@@ -206,6 +206,16 @@ def _refusal(strategy: str, v: Volume) -> str | None:
             return f"`shared` needs a file system (EFS, Filestore, NFS); this claim's volume is {v.source}"
         if "ReadWriteMany" not in v.access_modes and "ReadOnlyMany" not in v.access_modes:
             return "`shared` needs a ReadWriteMany claim: two clusters would mount it at once during the cut"
+    return _not_yet(strategy, v)
+
+
+def _not_yet(strategy: str, v: Volume) -> str | None:
+    """Strategies this version plans and validates but cannot carry yet: refused, never half-done."""
+    if strategy in ("csi-snapshot", "shared"):
+        return (f"`{strategy}` is planned and validated but not carried by this version yet; use `snapshot` "
+                "(EBS), or `fresh` once the data is copied another way")
+    if strategy == "snapshot" and v.source == "pd":
+        return "`snapshot` of a GCE persistent disk is not carried by this version yet (EBS only)"
     return None
 
 

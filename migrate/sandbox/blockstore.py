@@ -142,30 +142,38 @@ class BlockStore:
 
 
 class _PendingSnapshot(Snapshot):
-    """A snapshot that reads ``pending`` until ``_done_at`` (monotonic seconds) has passed."""
+    """A snapshot that reads ``pending`` until ``_done_at`` (monotonic seconds) has passed. One stuck by the
+    ``snapshot_pending`` fault (for ever) completes once the fault is cleared, as a slow snapshot finally does."""
 
     _done_at: float = 0.0
     _started: float = 0.0
+    _faults: SandboxFaults | None = None
 
     @property
     def status(self) -> str:
-        return "completed" if time.monotonic() >= self._done_at else "pending"
+        return "completed" if self._complete() else "pending"
 
     @status.setter
     def status(self, value: str) -> None:
         pass  # moto sets "completed" in __init__; completion is time-driven here
 
+    def _complete(self) -> bool:
+        if self._done_at == float("inf") and self._faults is not None and self._faults.snapshot_pending is None:
+            self._done_at = time.monotonic()
+        return time.monotonic() >= self._done_at
+
     @property
     def progress(self) -> str:
-        if time.monotonic() >= self._done_at:
+        if self._complete():
             return "100%"
         span = max(self._done_at - self._started, 1e-6)
         return f"{min(99, int(100 * (time.monotonic() - self._started) / span))}%"
 
 
-def _pending(snap: Snapshot, seconds: float) -> None:
+def _pending(snap: Snapshot, seconds: float, faults: SandboxFaults) -> None:
     snap.__dict__.pop("status", None)
     snap.__class__ = _PendingSnapshot
+    snap._faults = faults  # type: ignore[attr-defined]
     now = time.monotonic()
     snap._started = now  # type: ignore[attr-defined]
     snap._done_at = now + seconds if seconds >= 0 else float("inf")  # type: ignore[attr-defined]
@@ -195,13 +203,13 @@ class EbsHooks:
         def create_snapshot(self: EBSBackend, volume_id: str, *args: Any, **kwargs: Any) -> Snapshot:
             snap = originals["create_snapshot"](self, volume_id, *args, **kwargs)
             store.take_snapshot(volume_id, snap.id)
-            _pending(snap, hooks.faults.snapshot_seconds(SNAPSHOT_LATENCY))
+            _pending(snap, hooks.faults.snapshot_seconds(SNAPSHOT_LATENCY), hooks.faults)
             return snap
 
         def copy_snapshot(self: EBSBackend, source_snapshot_id: str, *args: Any, **kwargs: Any) -> Snapshot:
             snap = originals["copy_snapshot"](self, source_snapshot_id, *args, **kwargs)
             store.copy_snapshot(source_snapshot_id, snap.id)
-            _pending(snap, hooks.faults.snapshot_seconds(SNAPSHOT_LATENCY))
+            _pending(snap, hooks.faults.snapshot_seconds(SNAPSHOT_LATENCY), hooks.faults)
             return snap
 
         def delete_volume(self: EBSBackend, volume_id: str) -> Volume:

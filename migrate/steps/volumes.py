@@ -66,7 +66,7 @@ def _ebs(ctx: Context) -> Ebs:
     if ctx.env.aws is None:
         raise StepFailed("the snapshot strategy needs the environment's AWS account (EBS)",
                          where=f"environments.{ctx.env_name}.aws",
-                         hint="set the aws section, or use csi-snapshot for this environment's claims")
+                         hint="set the aws section (the snapshot strategy carries EBS volumes)")
     return Ebs(make_session(ctx.env.aws.region, ctx.env.aws.profile))
 
 
@@ -201,6 +201,9 @@ class _Cut:
     def _cut(self, ref: str, e: dict[str, Any]) -> dict[str, Any]:
         kind, ns, name = e["kind"], e["namespace"], e["name"]
         log = self.ctx.log
+        if e["phase"] == "unfreezing":  # killed while undoing an earlier attempt: finish undoing it first
+            self._unfreeze(ref, StepFailed("an earlier attempt was interrupted while it was undone"))
+            e = self.entry(ref)
         if e["phase"] == "planned":
             for c in e["claims"]:
                 if c["pre_freeze"]:
@@ -214,10 +217,19 @@ class _Cut:
             e = self.set(ref, phase="frozen")
             at("cut-volumes/frozen")
         if e["phase"] == "frozen":
-            e = self.set(ref, claims=[self._final_snapshot(ref, c) for c in e["claims"]], phase="snapshotted")
+            # All snapshots are started before any is waited for: EBS takes them in parallel.
+            started = [self._final_snapshot(c, int(e.get("attempt") or 1)) for c in e["claims"]]
+            ebs = self._need_ebs()
+            for c in started:
+                ebs.wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
+            e = self.set(ref, claims=started, phase="snapshotted")
             at("cut-volumes/snapshotted")
         if e["phase"] == "snapshotted":
-            e = self.set(ref, claims=[self._restore(ref, c) for c in e["claims"]], phase="restored")
+            made = [self._restore(c, int(e.get("attempt") or 1)) for c in e["claims"]]
+            ebs = self._need_ebs()
+            for c in made:
+                ebs.wait_volume(c["volume_id"], self.cfg.ready_timeout)
+            e = self.set(ref, claims=made, phase="restored")
             at("cut-volumes/restored")
         if e["phase"] == "restored":
             for c in e["claims"]:
@@ -266,21 +278,19 @@ class _Cut:
             raise StepFailed("no EBS client", where=f"environments.{self.ctx.env_name}.aws")
         return self.ebs
 
-    def _final_snapshot(self, ref: str, c: dict[str, Any]) -> dict[str, Any]:
-        ebs = self._need_ebs()
-        snap, created = ebs.snapshot(str(c["handle"]), tags_of(self.ctx.run_id, c["claim"], "final"),
-                                     f"migrate {self.ctx.env_name}: final snapshot of {c['claim']}")
+    def _final_snapshot(self, c: dict[str, Any], attempt: int) -> dict[str, Any]:
+        tags = tags_of(self.ctx.run_id, c["claim"], "final", attempt)
+        snap, created = self._need_ebs().snapshot(str(c["handle"]), tags,
+                                                  f"migrate {self.ctx.env_name}: final snapshot of {c['claim']}")
         self.ctx.log(f"volumes: {c['claim']}: final snapshot {snap['SnapshotId']}"
                      f"{'' if created else ' (found, taken before a restart)'}")
         at("cut-volumes/snapshot-created")
-        done = ebs.wait_snapshot(snap["SnapshotId"], self.cfg.snapshot_timeout)
-        return {**c, "snapshot_id": done["SnapshotId"]}
+        return {**c, "snapshot_id": snap["SnapshotId"]}
 
-    def _restore(self, ref: str, c: dict[str, Any]) -> dict[str, Any]:
-        ebs = self._need_ebs()
-        vol, created = ebs.restore(c["snapshot_id"], c["target_zone"],
-                                   tags_of(self.ctx.run_id, c["claim"], "restored"))
-        ebs.wait_volume(vol["VolumeId"], self.cfg.ready_timeout)
+    def _restore(self, c: dict[str, Any], attempt: int) -> dict[str, Any]:
+        vol, created = self._need_ebs().restore(c["snapshot_id"], c["target_zone"],
+                                                tags_of(self.ctx.run_id, c["claim"], "restored", attempt))
+        at("cut-volumes/restore-created")
         moved = f", moved from {c['zone']}" if c["zone"] != c["target_zone"] else ""
         self.ctx.log(f"volumes: {c['claim']}: restored as {vol['VolumeId']} in {c['target_zone']}{moved}"
                      f"{'' if created else ' (found, made before a restart)'}")
@@ -312,17 +322,21 @@ class _Cut:
             time.sleep(0.2)
 
     def _unfreeze(self, ref: str, err: BaseException) -> None:
-        """After a failure inside the cut: the old writer back, the new one at 0, the aliases as before."""
+        """After a failure inside the cut: the new writer down, the old one back with its Services, and the
+        new cluster's claims and PVs of this attempt removed (their volumes are kept: Retain, tagged). The
+        snapshots of this attempt are stale once the old writer takes writes again, so the next attempt
+        (``attempt`` + 1) takes its own. Journaled as ``unfreezing`` first: a kill in here redoes it all."""
         e = self.entry(ref)
         if e.get("phase") in (None, "planned", DONE):
             return
+        if e["phase"] != "unfreezing":
+            e = self.set(ref, phase="unfreezing", unfreeze_from=e["phase"])
+            at("cut-volumes/unfreezing")
         kind, ns, name = e["kind"], e["namespace"], e["name"]
-        self.ctx.log(f"volumes: {ref}: the cut failed ({err}); the old writer is scaled back to {e['replicas']}")
-        for svc in e["old_services"]:
-            _put(self.old, svc)
-        _scale(self.old, kind, ns, name, int(e["replicas"]))
+        self.ctx.log(f"volumes: {ref}: the cut is undone ({err}); the old writer is scaled back to {e['replicas']}")
         try:
             _scale(self.new, kind, ns, name, 0)
+            _wait_scaled_down(self.new, kind, ns, name, self.cfg.ready_timeout)
         except KubeApiError as inner:
             if inner.status != 404:
                 raise
@@ -330,9 +344,24 @@ class _Cut:
             host = (e.get("writer") or {}).get(svc["metadata"]["name"])
             if host:
                 _put(self.new, shared_writer(svc, host))
-        # The snapshots and restored volumes are kept: the next attempt finds them by their tags.
-        self.set(ref, phase="planned" if e["phase"] in ("freezing", "frozen") else e["phase"],
+        for c in e["claims"]:
+            cns, cname = c["claim"].split("/", 1)
+            _delete(self.new, object_path("v1", "persistentvolumeclaims", cns, cname))
+            _delete(self.new, object_path("v1", "persistentvolumes", "", c["pv_name"]))
+        for svc in e["old_services"]:
+            _put(self.old, svc)
+        _scale(self.old, kind, ns, name, int(e["replicas"]))
+        claims = [{k: v for k, v in c.items() if k not in ("snapshot_id", "volume_id")} for c in e["claims"]]
+        self.set(ref, phase="planned", attempt=int(e.get("attempt") or 1) + 1, claims=claims,
                  unfrozen_at=time.time(), t_freeze=None)
+
+
+def _delete(kube: KubeClient, path: str) -> None:
+    try:
+        kube.call("DELETE", path)
+    except KubeApiError as e:
+        if e.status != 404:
+            raise
 
 
 def _claim_obj(rplan: ReplayPlan, p: VolumePlan) -> Obj | None:
@@ -407,6 +436,7 @@ class SnapshotVolumesStep:
             _snap, created = ebs.snapshot(str(c.volume.handle), tags_of(ctx.run_id, c.volume.ref, "warm"),
                                           f"migrate {ctx.env_name}: warm-up snapshot of {c.volume.ref}")
             made += created
+            at("snapshot-volumes/created")
         ctx.log(f"volumes: {len(claims)} warm-up snapshot(s) ({made} new); the final ones at the cut are incremental")
         return {"snapshots": len(claims), "created": made}
 
@@ -467,7 +497,7 @@ class CutVolumesStep:
                     continue
                 run.set(ref, phase="scaled" if e.get("phase") == DONE else e["phase"])
                 run._unfreeze(ref, StepFailed("rolled back by the operator"))
-                run.set(ref, phase="planned", rolled_back_at=time.time())
+                run.set(ref, rolled_back_at=time.time())
         finally:
             old.close()
             new.close()

@@ -36,17 +36,17 @@ def _http_faults(world: Project) -> list[dict[str, Any]]:
 def test_failed_gate_rolls_traffic_back_to_the_old_cluster(world: Project) -> None:
     r = world.run("migrate", "--env", "dev", "--inject-fault", "503", timeout=600)
     assert r.returncode == 7, r.stdout + r.stderr
-    # The hook is a step of its own (10 = hook, after 09-validate), so the first shift is step 11; it is the
-    # one that fails.
-    assert "traffic gate failed at step 11-shift-traffic-1" in r.stderr, r.stderr
+    # The hook is a step of its own (11 = hook, after 10-validate), then 12-cut-volumes, so the first shift is
+    # step 13; it is the one that fails.
+    assert "traffic gate failed at step 13-shift-traffic-1" in r.stderr, r.stderr
     assert _weights()["green"] == 0 and _weights()["blue"] > 0
     status = json.loads(world.run("status", "--env", "dev", "--json").stdout)[0]["runs"]["migrate"]
     assert status["status"] == "failed"
     failed = [s for s in status["steps"] if s["status"] == "failed"]
-    assert [s["id"] for s in failed] == ["11-shift-traffic-1"], failed
+    assert [s["id"] for s in failed] == ["13-shift-traffic-1"], failed
     reports = list((world.root / "plans").glob("dev-*.report.md"))
     text = reports[0].read_text() if reports else ""
-    assert "| ROLLBACK |" in text and "| 11-shift-traffic-1 | failed |" in text, text
+    assert "| ROLLBACK |" in text and "| 13-shift-traffic-1 | failed |" in text, text
     assert [f["status"] for f in _http_faults(world)] == [503]
     # The operator then rolls the rest back: gateway, replay, cluster and workspace copy go.
     r = world.run("rollback", "--env", "dev", timeout=600)
@@ -74,7 +74,7 @@ def test_failed_validation_stops_the_run_before_traffic_moves(world: Project) ->
     status = json.loads(world.run("status", "--env", "dev", "--json").stdout)[0]["runs"]["migrate"]
     assert status["status"] == "failed"
     by_kind = {s["id"]: s["status"] for s in status["steps"]}
-    assert [sid for sid, st in by_kind.items() if st == "failed"] == ["09-validate"], by_kind
+    assert [sid for sid, st in by_kind.items() if st == "failed"] == ["10-validate"], by_kind
     shifts = {sid: st for sid, st in by_kind.items() if "-shift-traffic-" in sid}
     assert len(shifts) == 3 and set(shifts.values()) == {"pending"}, shifts
     journal = [json.loads(line) for line in (world.root / ".migrate" / "dev" / "journal.jsonl").read_text()

@@ -21,10 +21,13 @@ from migrate.errors import ProviderError
 RUN_TAG = "migrate-run"
 VOLUME_TAG = "migrate-volume"
 PHASE_TAG = "migrate-phase"
+ATTEMPT_TAG = "migrate-attempt"
 
 
-def tags_of(run_id: str, volume: str, phase: str) -> dict[str, str]:
-    return {RUN_TAG: run_id, VOLUME_TAG: volume, PHASE_TAG: phase}
+def tags_of(run_id: str, volume: str, phase: str, attempt: int = 1) -> dict[str, str]:
+    """A cut undone after its freeze takes new snapshots at its next attempt: the old ones miss the writes
+    taken since, so each attempt tags (and finds) only its own."""
+    return {RUN_TAG: run_id, VOLUME_TAG: volume, PHASE_TAG: phase, ATTEMPT_TAG: str(attempt)}
 
 
 def _spec(resource: str, tags: dict[str, str]) -> list[dict[str, Any]]:
