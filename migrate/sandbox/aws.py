@@ -97,6 +97,14 @@ def _delay(obj: Any, cls: type, seconds: float) -> None:
     obj._active_at = time.monotonic() + seconds
 
 
+def _zone_of(ec2: Any, subnet_id: str) -> str | None:
+    """A subnet's zone; None for an id moto does not know (EKS itself does not check them)."""
+    try:
+        return str(ec2.get_subnet(subnet_id).availability_zone)
+    except Exception:  # noqa: BLE001 - moto raises its own InvalidSubnetIdError type
+        return None
+
+
 class AwsHooks:
     """Installs the hooks on moto's backend classes (process-wide; the daemon owns its process)."""
 
@@ -139,7 +147,7 @@ class AwsHooks:
             emu = hooks.registry.get(ng.cluster_name)
             if emu is not None:  # the group's kubelets join the cluster, in its subnets' zones
                 ec2 = ec2_backends[self.account_id][self.region_name]
-                zones = sorted({ec2.get_subnet(s).availability_zone for s in ng.subnets or []})
+                zones = sorted({z for s in ng.subnets or [] if (z := _zone_of(ec2, s))})
                 emu.add_nodes(ng.nodegroup_name, int((ng.scaling_config or {}).get("desiredSize", 1)), zones=zones)
             _delay(ng, SandboxNodegroup, hooks.faults.eks_delay)
             return ng

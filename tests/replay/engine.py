@@ -27,6 +27,8 @@ def merged_kubeconfig(parts: list[Path], out: Path) -> Path:
 
 
 def write_config(root: Path, replay: dict[str, Any]) -> Path:
+    # The fixtures' claims are on emulator hostPath volumes holding no data: `fresh` is their only strategy.
+    replay = {"volumes": {"rules": [{"strategy": "fresh"}]}, **replay}
     env = {"cloud": "aws", "aws": {"region": "us-east-1"}, "skip": ["shift-traffic"],
            "clusters": {"old": {"name": OLD_NAME}, "new": {"name": NEW_NAME}}, "replay": replay}
     path = root / "migrate.yaml"
