@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.apigatewayv2.models import Api, ApiGatewayV2Backend
+from moto.ec2.exceptions import InvalidSubnetIdError
 from moto.ec2.models import ec2_backends
 from moto.eks.models import Cluster, EKSBackend, Nodegroup
 from moto.s3.models import S3Backend
@@ -101,7 +102,7 @@ def _zone_of(ec2: Any, subnet_id: str) -> str | None:
     """A subnet's zone; None for an id moto does not know (EKS itself does not check them)."""
     try:
         return str(ec2.get_subnet(subnet_id).availability_zone)
-    except Exception:  # noqa: BLE001 - moto raises its own InvalidSubnetIdError type
+    except InvalidSubnetIdError:
         return None
 
 
