@@ -264,7 +264,8 @@ def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation
         warnings += [w for w in ownership.get("warnings") or [] if isinstance(w, str)]
     rf = facts.get("replay-workloads")
     replay = {"kube_system": list(rf.get("kube_system") or []),
-              "skipped_by_reason": dict(rf.get("skipped_by_reason") or {})} \
+              "skipped_by_reason": dict(rf.get("skipped_by_reason") or {}),
+              "volumes": list(rf.get("volumes") or []), "stateful": list(rf.get("stateful") or [])} \
         if isinstance(rf, dict) and operation != "decommission" else None
     if operation == "decommission":
         return {
@@ -287,7 +288,12 @@ def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation
         where = env.traffic.record.name if env.traffic.record else env.traffic.api_id
         weights = " -> ".join(f"{w.old}/{w.new}" for w in env.traffic.steps)
         change.append(f"{env.traffic.router} {where}: old/new weights {weights}")
-    never = [f"cluster {old} and its workloads (read only)"]
+    stateful = [w["workload"] for w in (replay or {}).get("stateful") or []]
+    if stateful:
+        change.append(f"cluster {old}: at the cut, the writers {', '.join(stateful)} are scaled to 0 and their "
+                      f"Services become aliases of the new writers on {new} (rollback puts them back)")
+    never = [f"cluster {old} and its workloads (read only" + (", but for the stateful writers above)" if stateful
+                                                               else ")")]
     if tf:
         never.append(f"workspace {tf.workspace}'s state (read only until decommission)")
     never.append("shared resources (VPC, subnets, DNS zones, IAM): owned by one state throughout")

@@ -26,6 +26,20 @@ def _replay(replay: dict[str, Any]) -> list[str]:
              "**Left behind, by reason** (objects with an owner, such as pods and ReplicaSets, are not counted: "
              "their controllers recreate them on the new cluster):", "", "| reason | objects |", "|---|---|"]
     lines += [f"| {_cell(r)} | {n} |" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
+    volumes = list(replay.get("volumes") or [])
+    if volumes:
+        lines += ["", "**Persistent volumes** (bound claims; the target zone is checked against the new cluster's "
+                  "nodes at the cut):", "",
+                  "| claim | owner | source | size | zone | reclaim | strategy | target zone | expected freeze |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {_cell(v.get('claim'))} | {_cell(v.get('owner') or '-')} | {_cell(v.get('source'))} | "
+                  f"{_cell(v.get('size'))} | {_cell(v.get('zone') or '-')} | {_cell(v.get('reclaim') or '-')} | "
+                  f"{_cell(v.get('strategy'))} | {_cell(v.get('target_zone') or '-')} | "
+                  f"{float(v.get('freeze_s') or 0):.0f} s |" for v in volumes]
+    for w in replay.get("stateful") or []:
+        aliases = ", ".join(f"{s} -> {h}" for s, h in (w.get("shared_writer") or {}).items())
+        lines.append(f"- cut: {_cell(w['workload'])} ({w['replicas']} replicas); until then the new cluster's "
+                     f"clients reach the old writer through {_cell(aliases or 'no Service')}")
     return [*lines, ""]
 
 

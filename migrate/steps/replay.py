@@ -145,6 +145,8 @@ class ReplayWorkloadsStep:
                 "kube_system": sorted(str(key_of(o)) for o in exported.objects
                                       if dig(o, "metadata", "namespace") == "kube-system"),
                 "volumes": [p.to_row() for p in vplans if p.volume.bound],
+                "warnings": [f"{p.volume.ref}: strategy fresh: its data is not carried; the new cluster starts it "
+                             "empty" for p in vplans if p.volume.bound and p.strategy == "fresh"],
                 "stateful": [{"workload": w.ref, "replicas": w.replicas, "claims": [c.volume.ref for c in w.claims],
                               "shared_writer": dict(w.writer)} for w in cut]}
 
