@@ -44,6 +44,7 @@ from migrate.kube.volumes import (
     problems,
     shared_writer,
     workloads,
+    writer_host,
 )
 from migrate.plan.model import Step
 from migrate.run.failpoints import at
@@ -311,10 +312,9 @@ class _Cut:
         path = object_path("v1", "services", svc["metadata"]["namespace"], svc["metadata"]["name"])
         deadline = time.monotonic() + self.cfg.ready_timeout
         while True:
-            live = self.new.request("GET", path)
-            for ing in dig(live, "status", "loadBalancer", "ingress") or []:
-                if ing.get("hostname") or ing.get("ip"):
-                    return str(ing.get("hostname") or ing.get("ip"))
+            host = writer_host(self.new.request("GET", path))
+            if host:
+                return host
             if time.monotonic() > deadline:
                 raise StepFailed(f"Service {svc['metadata']['namespace']}/{svc['metadata']['name']} on the new "
                                  "cluster has no load balancer address", where="the new cluster",
