@@ -37,6 +37,8 @@ _err = Console(stderr=True, highlight=False)
 
 CONFIG_HELP = f"path to the configuration (default: {DEFAULT_CONFIG})"
 JSON_HELP = "print one JSON event per line instead of progress (for CI logs)"
+ACCEPT_HELP = ("decommission: accept that destroying the old cluster deletes this claim's data (NAMESPACE/PVC, "
+               "globs allowed, repeatable); it is recorded in the plan")
 
 
 def _operator_errors(fn: F) -> F:
@@ -168,6 +170,8 @@ def _finish(run: RunState | None, json_: bool) -> None:
                 out.print(f"[{style}]writes: {writes['acknowledged']} acknowledged, {writes['lost']} lost"
                           + (f", {writes['unreadable']} unreadable" if writes["unreadable"] else "")
                           + f"[/{style}]")
+            if last.get("final_snapshots"):
+                out.print(f"final snapshots of the old volumes: {last['final_snapshots']} (listed in the report)")
             for ref, secs in (last.get("freeze_windows_s") or {}).items():
                 if secs is not None:
                     out.print(f"freeze window {ref}: {secs:.1f} s")
@@ -180,16 +184,20 @@ def _finish(run: RunState | None, json_: bool) -> None:
     "config": CONFIG_HELP,
     "json": JSON_HELP,
     "decommission": "plan the decommission of the old cluster instead of the migration",
-})
+    "accept-data-loss": ACCEPT_HELP,
+}, iterable=["accept_data_loss"])
 @_operator_errors
 def plan(c: InvokeContext, env: str | None = None, config: str = DEFAULT_CONFIG, json_: bool = False,
-         decommission: bool = False) -> None:
+         decommission: bool = False, accept_data_loss: list[str] | None = None) -> None:
     """Write a reviewable plan (plans/<env>-<UTC time>.plan.json and .plan.md). Changes nothing else.
 
     The same as `migrate --env ENV --dry-run`. Review the Markdown, then execute
     exactly that plan with `invoke migrate --env ENV --plan plans/<file>.plan.json`.
     """
+    if accept_data_loss and not decommission:
+        raise UsageError("--accept-data-loss only applies to a decommission", hint="add --decommission")
     h = _handle(config, env)
+    h.accept_data_loss = tuple(accept_data_loss or ())
     p, json_path, md_path = api.dry_run(h, "decommission" if decommission else "migrate")
     if json_:
         print(json.dumps({"type": "plan.written", "env": env, "json": str(json_path), "markdown": str(md_path),
@@ -303,14 +311,23 @@ def rollback(c: InvokeContext, env: str | None = None, to: str | None = None, de
     "env": "environment whose old cluster to decommission",
     "plan": "execute this reviewed decommission plan file",
     "dry-run": "only plan the decommission",
+    "accept-data-loss": ACCEPT_HELP,
     "config": CONFIG_HELP,
     "json": JSON_HELP,
-})
+}, iterable=["accept_data_loss"])
 @_operator_errors
 def decommission(c: InvokeContext, env: str | None = None, plan: str | None = None, dry_run: bool = False,
-                 config: str = DEFAULT_CONFIG, json_: bool = False) -> None:
-    """After the cutover and its bake time: remove the gateway, hand over shared state, destroy the old cluster."""
+                 accept_data_loss: list[str] | None = None, config: str = DEFAULT_CONFIG,
+                 json_: bool = False) -> None:
+    """After the cutover and its bake time: snapshot the old volumes whose data was not carried, remove the
+    gateway, hand over shared state, destroy the old cluster.
+
+    Refused while a Delete volume of the old cluster holds data the new cluster lacks (a `fresh` claim, or one
+    no rule matches), unless --accept-data-loss names it (NAMESPACE/PVC, globs allowed, repeatable). A final
+    snapshot of each such volume is kept and listed in the report either way.
+    """
     h = _handle(config, env)
+    h.accept_data_loss = tuple(accept_data_loss or ())
     if dry_run:
         _, json_path, md_path = api.dry_run(h, "decommission")
         Console(highlight=False).print(f"dry run: nothing changed. plan: {_show(json_path)}\n"

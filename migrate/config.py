@@ -521,6 +521,8 @@ STEP_KINDS = (
     "shift-traffic",
     "write-report",
 )
+# Decommission kinds an environment may skip: protect-volumes where the toolkit never sees the old cluster.
+SKIPPABLE_DECOMMISSION_KINDS = ("protect-volumes",)
 
 
 class Environment(_Model):
@@ -548,8 +550,9 @@ class Environment(_Model):
         if self.cloud == "gcp" and self.gcp is None:
             raise ValueError("gcp: a gcp environment needs gcp.project and gcp.location")
         for kind in self.skip:
-            if kind not in STEP_KINDS:
-                raise ValueError(f"skip: {kind!r} is not a step kind ({', '.join(STEP_KINDS)})")
+            if kind not in STEP_KINDS + SKIPPABLE_DECOMMISSION_KINDS:
+                raise ValueError(f"skip: {kind!r} is not a step kind "
+                                 f"({', '.join(STEP_KINDS + SKIPPABLE_DECOMMISSION_KINDS)})")
         names = [h.name for h in self.hooks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

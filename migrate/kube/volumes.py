@@ -353,3 +353,63 @@ def shared_writer(svc: Obj, host: str) -> Obj:
              for p in dig(svc, "spec", "ports") or []]
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {"type": "ExternalName", "externalName": host, **({"ports": ports} if ports else {})}}
+
+
+# --- decommission: what happens to each old claim's data when the old cluster goes --------------------
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """One old claim at decommission. ``at_risk``: destroying the cluster deletes data the new cluster does
+    not have (a ``Delete`` volume whose data was not carried), so the operator must accept it by name."""
+
+    volume: Volume
+    strategy: str | None
+    carried_as: str | None  # where its data lives now: the cut's restored volume, or the shared file system
+    snapshot: bool  # a final snapshot is taken before the cluster goes
+    at_risk: bool
+    reason: str
+
+    def to_row(self) -> dict[str, Any]:
+        v = self.volume
+        return {"claim": v.ref, "pv": v.pv, "source": v.source, "handle": v.handle, "reclaim": v.reclaim,
+                "strategy": self.strategy, "carried_as": self.carried_as, "snapshot": self.snapshot,
+                "at_risk": self.at_risk, "reason": self.reason}
+
+
+def leftovers(plans: list[VolumePlan], carried: dict[str, str]) -> list[Leftover]:
+    """Each bound old claim: carried (``carried``: claim -> its restored volume, from the cut's record),
+    snapshotted, or neither, and whether its data dies with the cluster."""
+    out = []
+    for p in plans:
+        v = p.volume
+        if not v.bound:
+            continue  # an unbound claim holds no data
+        deletes = v.reclaim not in ("Retain",)
+        if v.ref in carried:
+            out.append(Leftover(v, p.strategy, carried[v.ref], False, False,
+                                f"carried at the cut (restored as {carried[v.ref]}); the old volume holds no "
+                                "newer data"))
+            continue
+        if p.strategy == "shared" and p.problem is None:
+            out.append(Leftover(v, p.strategy, v.handle, False, False,
+                                "shared: the new cluster mounts the same file system; the old PV is set to Retain "
+                                "first, so that destroying the cluster cannot delete it"))
+            continue
+        can = v.source in SNAPSHOTTABLE and bool(v.handle)
+        why = "no rule of replay.volumes.rules" if p.strategy is None else f"strategy {p.strategy}"
+        fate = (f"reclaim {v.reclaim or 'Delete'}: destroying the cluster deletes its volume, and the new cluster "
+                f"does not have its data ({why})" if deletes else
+                f"reclaim Retain: the volume outlives the cluster, unmanaged ({why})")
+        out.append(Leftover(v, p.strategy, None, can, deletes,
+                            fate + ("; a final snapshot is taken first" if can else
+                                    f"; a {v.source} volume cannot be snapshotted")))
+    return out
+
+
+def accepted(risky: list[Leftover], patterns: tuple[str, ...]) -> tuple[list[Leftover], list[str]]:
+    """(claims at risk that no ``NAMESPACE/PVC`` glob accepts, patterns that accept no claim at risk)."""
+    at_risk = [x for x in risky if x.at_risk]
+    left = [x for x in at_risk if not any(fnmatch.fnmatchcase(x.volume.ref, pat) for pat in patterns)]
+    unused = [pat for pat in patterns if not any(fnmatch.fnmatchcase(x.volume.ref, pat) for x in at_risk)]
+    return left, unused

@@ -9,7 +9,7 @@ from migrate.config import STEP_KINDS, Environment, Hook
 from migrate.plan.model import Fingerprint, Plan, Step
 from migrate.redact import redact
 
-DECOMMISSION_KINDS = ("remove-gateway", "handover-shared", "destroy-old-cluster", "retire-workspace")
+DECOMMISSION_KINDS = ("protect-volumes", "remove-gateway", "handover-shared", "destroy-old-cluster", "retire-workspace")
 
 
 def target_of(env: Environment) -> dict[str, Any]:
@@ -225,7 +225,13 @@ def _decommission_steps(env: Environment) -> list[tuple[str, tuple[str, str, dic
     tf = env.terraform
     old = env.clusters.old.name
     ws, new_ws = (tf.workspace, tf.new_workspace) if tf else ("-", "-")
-    out: list[tuple[str, tuple[str, str, dict[str, Any], str, str]]] = []
+    out: list[tuple[str, tuple[str, str, dict[str, Any], str, str]]] = [] if "protect-volumes" in env.skip else [
+        ("protect-volumes", ("protect-volumes", f"Protect the data on {old}'s volumes",
+                             {"accept_data_loss": [], "accepted_claims": []},
+                             f"a final snapshot (tagged migrate-phase=decommission) of every volume of {old} whose "
+                             "data was not carried, listed in the report; shared file systems' PVs set to Retain; "
+                             "refused while a Delete volume holds data the new cluster lacks, unless accepted",
+                             "nothing: the snapshots are kept until an explicit cleanup"))]
     if env.gateway.enabled and "open-gateway" not in env.skip:
         out.append(("remove-gateway", ("remove-gateway", "Remove the temporary gateway", {},
                                        "the temporary HTTP API is deleted", "re-create the gateway")))
@@ -233,7 +239,7 @@ def _decommission_steps(env: Environment) -> list[tuple[str, tuple[str, str, dic
         out.append(("destroy-old-cluster", ("destroy-old-cluster", f"Destroy cluster {old}", {"cluster": old},
                                             f"cluster {old} is deleted through the cloud API",
                                             "none: destruction cannot be undone")))
-        return out
+        return [*out, _decommission_report()]
     out.append(("handover-shared", ("handover-shared", f"Hand shared resources to {new_ws}",
                                     {"from": ws, "to": new_ws},
                                     f"shared addresses are removed from {ws}; {new_ws} owns them alone",
@@ -249,7 +255,13 @@ def _decommission_steps(env: Environment) -> list[tuple[str, tuple[str, str, dic
     out.append(("retire-workspace", ("retire-workspace", f"Retire workspace {ws}", {"workspace": ws},
                                      f"workspace {ws} is deleted after a final backup",
                                      "restore the workspace from the final backup")))
-    return out
+    return [*out, _decommission_report()]
+
+
+def _decommission_report() -> tuple[str, tuple[str, str, dict[str, Any], str, str]]:
+    return ("write-report", ("write-report", "Write the decommission report", {},
+                             "a Markdown report of the decommission (the final snapshots among it) is written "
+                             "next to the plans", "nothing to undo"))
 
 
 def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation: str) -> dict[str, Any]:
@@ -268,13 +280,20 @@ def _review(env_name: str, env: Environment, facts: Mapping[str, Any], operation
               "volumes": list(rf.get("volumes") or []), "stateful": list(rf.get("stateful") or [])} \
         if isinstance(rf, dict) and operation != "decommission" else None
     if operation == "decommission":
+        pf = facts.get("protect-volumes")
+        rows = [r for r in (pf.get("volumes") or []) if isinstance(r, dict)] if isinstance(pf, dict) else []
         return {
-            "create": [],
-            "change": [f"workspace {tf.new_workspace if tf else '-'} becomes the sole owner of shared resources"],
-            "delete": [f"cluster {old}", f"workspace {tf.workspace if tf else '-'}", "the temporary gateway"],
+            "create": [f"a final snapshot of {r['claim']} ({r['handle']})" for r in rows if r.get("snapshot")],
+            "change": [f"workspace {tf.new_workspace if tf else '-'} becomes the sole owner of shared resources"]
+            + [f"PV {r['pv']} of {r['claim']}: reclaim policy set to Retain (shared with {new})"
+               for r in rows if r.get("strategy") == "shared" and r.get("reclaim") != "Retain"],
+            "delete": [f"cluster {old}", f"workspace {tf.workspace if tf else '-'}", "the temporary gateway"]
+            + [f"the data of {r['claim']} on {r['handle'] or r['pv']} (accepted with --accept-data-loss)"
+               for r in rows if r.get("at_risk")],
             "never_touch": [f"cluster {new}", "shared resources (VPC, DNS zones, IAM)"],
             "ownership": ownership,
             "warnings": list(dict.fromkeys(warnings)),
+            **({"old_volumes": rows} if rows else {}),
         }
     create = [f"cluster {new} (provisioner: {env.provisioner})"]
     if tf and "duplicate-workspace" not in env.skip:

@@ -43,6 +43,17 @@ def _replay(replay: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _old_volumes(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["## The old cluster's volumes", "",
+             "What happens to each bound claim's data when the old cluster is destroyed:", "",
+             "| claim | source | reclaim | strategy | final snapshot | data lost | why |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {_cell(r.get('claim'))} | {_cell(r.get('source'))} | {_cell(r.get('reclaim') or '-')} | "
+              f"{_cell(r.get('strategy') or 'none')} | {'yes' if r.get('snapshot') else 'no'} | "
+              f"{'**yes (accepted)**' if r.get('at_risk') else 'no'} | {_cell(r.get('reason'))} |" for r in rows]
+    return [*lines, ""]
+
+
 def _ownership(own: dict[str, Any]) -> list[str]:
     """The ownership table: every address, who owns it after the copy, its category and why."""
     cluster, shared = list(own.get("cluster") or []), list(own.get("shared") or [])
@@ -107,6 +118,8 @@ def render_markdown(plan: Plan) -> str:
     warnings = review.get("warnings") or []
     if warnings:
         lines += ["## Warnings", "", *_bullets([str(w) for w in warnings]), ""]
+    if review.get("old_volumes"):
+        lines += _old_volumes(list(review["old_volumes"]))
     replay = review.get("replay")
     if replay:
         lines += _replay(replay)

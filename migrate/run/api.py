@@ -45,6 +45,8 @@ class EnvHandle:
 
     _remote: tuple[Any, Any] | None = None
     _resolved: bool = False
+    # Decommission: NAMESPACE/PVC globs of claims whose data the operator accepts to lose.
+    accept_data_loss: tuple[str, ...] = ()
 
     def _store(self) -> tuple[Any, Any] | None:
         if not self._resolved:
@@ -64,7 +66,7 @@ class EnvHandle:
 
     def context(self, run_id: str = "") -> Context:
         return Context(loaded=self.loaded, env_name=self.name, env=self.env, workdir=self.workdir,
-                       run_id=run_id, records=self.journal.records)
+                       run_id=run_id, records=self.journal.records, accept_data_loss=self.accept_data_loss)
 
 
 def open_env(loaded: LoadedConfig, name: str) -> EnvHandle:
@@ -168,6 +170,21 @@ def check_current(h: EnvHandle, plan: Plan, source: Path, operation: str) -> Non
         )
 
 
+def _take_acceptance(h: EnvHandle, plan: Plan, source: Path) -> None:
+    """A reviewed decommission plan carries the claims whose data loss was accepted: the command line may
+    repeat that list, not change it."""
+    step = next((s for s in plan.steps if s.kind == "protect-volumes"), None)
+    planned = tuple(sorted(set((step.params.get("accept_data_loss") or []) if step else [])))
+    given = tuple(sorted(set(h.accept_data_loss)))
+    if given and given != planned:
+        raise PlanError(
+            f"the plan accepts the data loss of {', '.join(planned) or 'no claim'}, but the command line names "
+            f"{', '.join(given)}", where=str(source),
+            hint=f"run it without --accept-data-loss, or plan again with `invoke plan --env {h.name} --decommission "
+            + " ".join(f"--accept-data-loss {p}" for p in given) + "` and review that plan")
+    h.accept_data_loss = planned
+
+
 def check_requires(h: EnvHandle) -> None:
     for req in h.env.requires:
         run = latest(open_env(h.loaded, req).journal, "migrate")
@@ -215,6 +232,7 @@ def _start_or_resume(
     given = (read_plan(plan_file), plan_file) if plan_file is not None else None
     if given is not None:
         check_identity(h, *given, operation)
+        _take_acceptance(h, *given)
     current = latest(journal, operation)
     if current is not None and current.active:
         plan = Plan.model_validate(current.plan)

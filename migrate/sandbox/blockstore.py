@@ -19,6 +19,7 @@ of JSON lines (``{"k": ..., "v": ...}``), appended in place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -289,3 +290,22 @@ def ebs_provisioner(store: BlockStore, account_id: str, region: str,
                 "nodeAffinity": affinity}
 
     return provision
+
+
+def ebs_deprovisioner(account_id: str, region: str) -> Callable[[dict[str, Any]], None]:
+    """What a teardown does to a ``Delete`` PV of a deleted cluster: its EBS volume is deleted. A bare EKS
+    DeleteCluster leaves volumes behind, but teardowns delete the namespaces (or the releases) first, and then
+    the CSI driver deletes every ``Delete`` volume: the sandbox models that worst case."""
+    from moto.ec2.exceptions import InvalidVolumeIdError
+    from moto.ec2.models import ec2_backends
+
+    def deprovision(pv: dict[str, Any]) -> None:
+        spec = pv.get("spec") or {}
+        handle = (spec.get("csi") or {}).get("volumeHandle") if (spec.get("csi") or {}).get("driver") == EBS_CSI \
+            else str((spec.get("awsElasticBlockStore") or {}).get("volumeID") or "").rsplit("/", 1)[-1]
+        if not handle:
+            return
+        with contextlib.suppress(InvalidVolumeIdError):  # already gone
+            ec2_backends[account_id][region].delete_volume(handle)
+
+    return deprovision

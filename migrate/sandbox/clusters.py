@@ -89,6 +89,7 @@ class ClusterRegistry:
         self.on_change: list[Callable[[], None]] = []
         # Set by the daemon: EBS-backed dynamic provisioning for EKS clusters, and the volumes' bytes.
         self.ebs_provisioner: Provisioner | None = None
+        self.ebs_deprovisioner: Callable[[dict[str, Any]], None] | None = None
         self.blocks: BlockStore | None = None
 
     def create(self, name: str, cloud: str, version: str | None) -> EmulatedCluster:
@@ -108,10 +109,16 @@ class ClusterRegistry:
         self._changed()
         return cluster
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, teardown: bool = True) -> None:
+        """``teardown``: the cluster is deleted through the cloud API (its Delete volumes go with it), not only
+        stopped with the sandbox."""
         with self._lock:
             cluster = self._clusters.pop(name, None)
         if cluster is not None:
+            if teardown and cluster.cloud == "aws" and self.ebs_deprovisioner is not None:
+                for pv in cluster.api.api.store.objects(("", "persistentvolumes")):
+                    if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy", "Delete") == "Delete":
+                        self.ebs_deprovisioner(pv)
             cluster.dataplane.stop()
             cluster.api.stop()
             cluster.kubeconfig.unlink(missing_ok=True)
@@ -143,7 +150,7 @@ class ClusterRegistry:
 
     def stop_all(self) -> None:
         for c in self.all():
-            self.delete(c.name)
+            self.delete(c.name, teardown=False)
 
     def _changed(self) -> None:
         for fn in list(self.on_change):

@@ -24,6 +24,8 @@ class Context:
     records: Callable[[], list[dict[str, Any]]] = list
     log: Callable[[str], None] = lambda _msg: None
     plan: Plan | None = None
+    # Decommission: NAMESPACE/PVC globs whose data the operator accepts to lose (--accept-data-loss).
+    accept_data_loss: tuple[str, ...] = ()
 
     def step_of_kind(self, kind: str) -> Step | None:
         """The plan's first step of a kind (e.g. to read the reviewed cluster spec), if any."""

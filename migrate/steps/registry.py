@@ -7,6 +7,7 @@ from migrate.steps import writes
 from migrate.steps.base import Context, StepKind
 from migrate.steps.cluster import ProvisionClusterStep, WaitClusterReadyStep, WriteKubeconfigStep
 from migrate.steps.hook import HookStep
+from migrate.steps.protect import ProtectVolumesStep
 from migrate.steps.replay import ReplayWorkloadsStep, WaitWorkloadsReadyStep
 from migrate.steps.report import WriteReportStep
 from migrate.steps.terraform import (
@@ -27,6 +28,7 @@ _KINDS: dict[str, StepKind] = {
         DuplicateWorkspaceStep(), DetachClusterStep(), HandoverSharedStep(), DestroyOldClusterStep(),
         RetireWorkspaceStep(), ReplayWorkloadsStep(), WaitWorkloadsReadyStep(), OpenGatewayStep(),
         RemoveGatewayStep(), ShiftTrafficStep(), ValidateStep(), SnapshotVolumesStep(), CutVolumesStep(),
+        ProtectVolumesStep(),
     )
 }
 

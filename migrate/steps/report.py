@@ -33,8 +33,13 @@ def _epoch(ts: str) -> float:
     return _parse(ts).replace(tzinfo=UTC).timestamp()
 
 
+def _decommission(ctx: Context) -> bool:
+    return ctx.plan is not None and ctx.plan.operation == "decommission"
+
+
 def report_path(ctx: Context) -> Path:
-    return ctx.loaded.resolve(ctx.loaded.config.plans_dir) / f"{ctx.env_name}-{ctx.run_id}.report.md"
+    prefix = "decommission-" if _decommission(ctx) else ""
+    return ctx.loaded.resolve(ctx.loaded.config.plans_dir) / f"{prefix}{ctx.env_name}-{ctx.run_id}.report.md"
 
 
 @dataclass
@@ -302,8 +307,47 @@ def _replay_summary(ctx: Context) -> dict[str, Any] | None:
     return review if isinstance(review, dict) else None
 
 
+def _outputs_of(data: RunData, ctx: Context, suffix: str) -> dict[str, Any] | None:
+    done = {**{str(r.get("step", "")): r.get("outputs") or {} for r in data.records if r.get("type") == "step.done"},
+            **ctx.outputs}
+    return next((o for sid, o in done.items() if sid.endswith(suffix)), None)
+
+
+def _decommission_sections(ctx: Context, data: RunData,
+                           failure: str | None) -> list[tuple[str, list[str], list[tuple[str, ...]]]]:
+    """A decommission's report: the steps, and what became of each old volume's data."""
+    old = ctx.env.clusters.old.name
+    failed = [r for r in data.records if r.get("type") == "step.failed"]
+    destroyed = _outputs_of(data, ctx, "-destroy-old-cluster") is not None
+    verdict_ = (f"FAILED: {failure}" if failure else
+                f"FAILED at {failed[-1]['step']}: {failed[-1].get('error', '')}" if failed else
+                f"SUCCESS: cluster {old} is decommissioned" if destroyed else "IN PROGRESS")
+    facts = [f"Environment: {ctx.env_name}", f"Run: {ctx.run_id}", f"Verdict: {verdict_}"]
+    facts += [f"Approved plan {a.get('plan_digest')} by {a.get('by')} at {a['ts']}"
+              for a in data.records if a["type"] == "approval"]
+    out: list[tuple[str, list[str], list[tuple[str, ...]]]] = [
+        ("Summary", facts, []), ("Steps", [], [("step", "result", "duration", "started"), *_step_rows(data, failure)])]
+    protected = _outputs_of(data, ctx, "-protect-volumes") or {}
+    rows = list(protected.get("volumes") or [])
+    if rows:
+        lost = [r["claim"] for r in rows if r.get("at_risk")]
+        lines = [f"{sum(1 for r in rows if r.get('snapshot_id'))} final snapshot(s), tagged "
+                 f"migrate-phase=decommission and migrate-run={ctx.run_id}, kept until an explicit cleanup",
+                 f"Data deleted with {old}, accepted with --accept-data-loss: {', '.join(lost)}" if lost else
+                 f"No data the new cluster lacks was deleted with {old}"]
+        out.append(("Old cluster's volumes", lines, [
+            ("claim", "volume", "reclaim", "strategy", "final snapshot", "data now on"),
+            *[(r["claim"], str(r.get("handle") or r.get("pv")), str(r.get("reclaim") or "-"),
+               str(r.get("strategy") or "none"), str(r.get("snapshot_id") or "-"),
+               str(r.get("carried_as") or ("the snapshot only" if r.get("snapshot_id") else "nowhere")))
+              for r in rows]]))
+    return out
+
+
 def _sections(ctx: Context, data: RunData, failure: str | None) -> list[tuple[str, list[str], list[tuple[str, ...]]]]:
     """(title, lines, table rows with a header first) for both renderings."""
+    if _decommission(ctx):
+        return _decommission_sections(ctx, data, failure)
     probe = _probe_summary(data)
     facts = [f"Environment: {ctx.env_name}", f"Run: {ctx.run_id}", f"Verdict: {verdict(data, failure)}"]
     if data.gateway_url:
@@ -332,10 +376,14 @@ def _sections(ctx: Context, data: RunData, failure: str | None) -> list[tuple[st
     return out
 
 
+def _title(ctx: Context) -> str:
+    return "Decommission report" if _decommission(ctx) else "Migration report"
+
+
 def render_report(ctx: Context, failure: str | None = None, chart_name: str | None = None,
                   writes_name: str | None = None) -> str:
     data = collect(ctx)
-    lines = [f"# Migration report: {ctx.env_name}", ""]
+    lines = [f"# {_title(ctx)}: {ctx.env_name}", ""]
     for title, text, table in _sections(ctx, data, failure):
         lines += [f"## {title}", ""]
         lines += [f"- {t}" for t in text]
@@ -358,11 +406,11 @@ def render_html(ctx: Context, failure: str | None = None, png: Path | None = Non
     data = collect(ctx)
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
-             f"<title>Migration report: {e(ctx.env_name)}</title>",
+             f"<title>{_title(ctx)}: {e(ctx.env_name)}</title>",
              "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}"
              ".FAIL{color:#b00;font-weight:bold}</style></head><body>",
-             f"<h1>Migration report: {e(ctx.env_name)}</h1>"]
+             f"<h1>{_title(ctx)}: {e(ctx.env_name)}</h1>"]
     for title, text, table in _sections(ctx, data, failure):
         parts.append(f"<h2>{e(title)}</h2>")
         if text:
@@ -398,6 +446,16 @@ def write_reports(ctx: Context, failure: str | None = None) -> dict[str, Any]:
     md = report_path(ctx)
     html_path = md.with_suffix(".html")
     png = md.with_suffix(".png")
+    if _decommission(ctx):
+        try:
+            md.parent.mkdir(parents=True, exist_ok=True)
+            _write(md, render_report(ctx, failure))
+            _write(html_path, render_html(ctx, failure))
+        except OSError as e:
+            raise StepFailed(f"cannot write the report: {e.strerror}", where=str(md),
+                             hint="make the plans directory writable, then resume") from e
+        protected = _outputs_of(collect(ctx), ctx, "-protect-volumes") or {}
+        return {"path": str(md), "html": str(html_path), "final_snapshots": int(protected.get("snapshots") or 0)}
     try:
         md.parent.mkdir(parents=True, exist_ok=True)
         data = collect(ctx)
@@ -432,7 +490,8 @@ class WriteReportStep:
         return None
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
-        finish(ctx)  # stop the write probe and read its acknowledged keys back before the report is written
+        if not _decommission(ctx):
+            finish(ctx)  # stop the write probe and read its acknowledged keys back before the report is written
         return write_reports(ctx)
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:

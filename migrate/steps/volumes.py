@@ -63,7 +63,7 @@ def _clients(ctx: Context) -> tuple[KubeClient, KubeClient]:
     return KubeClient.from_kubeconfig(path, old_ctx, qps=qps), KubeClient.from_kubeconfig(path, new_ctx, qps=qps)
 
 
-def _ebs(ctx: Context) -> Ebs:
+def ebs_client(ctx: Context) -> Ebs:
     if ctx.env.aws is None:
         raise StepFailed("the snapshot strategy needs the environment's AWS account (EBS)",
                          where=f"environments.{ctx.env_name}.aws",
@@ -430,7 +430,7 @@ class SnapshotVolumesStep:
         claims = [c for w in cut for c in w.claims if c.strategy == "snapshot" and c.volume.handle]
         if not claims:
             return {"snapshots": 0}
-        ebs = _ebs(ctx)
+        ebs = ebs_client(ctx)
         made = 0
         for c in claims:
             _snap, created = ebs.snapshot(str(c.volume.handle), tags_of(ctx.run_id, c.volume.ref, "warm"),
@@ -468,7 +468,7 @@ class CutVolumesStep:
                                  hint="fix the rules or the zones named above; nothing was frozen")
             cut = planned.cut
             if any(c.strategy == "snapshot" for w in cut for c in w.claims):
-                run.ebs = _ebs(ctx)
+                run.ebs = ebs_client(ctx)
             windows = {}
             for w in cut:
                 e = run.run(w, planned)

@@ -17,7 +17,7 @@ import pytest
 
 CLOUD_KINDS = [
     "duplicate-workspace", "detach-cluster", "provision-cluster", "wait-cluster-ready", "write-kubeconfig",
-    "replay-workloads", "wait-workloads-ready", "open-gateway", "validate", "shift-traffic",
+    "replay-workloads", "wait-workloads-ready", "open-gateway", "validate", "shift-traffic", "protect-volumes",
 ]
 
 

@@ -62,7 +62,8 @@ def unknown_key(p: Project) -> list[str]:
 
 def _with_traffic(p: Project, traffic: str) -> None:
     _replace(p, "    skip: [duplicate-workspace, detach-cluster, provision-cluster, wait-cluster-ready, "
-             "write-kubeconfig, replay-workloads, wait-workloads-ready, open-gateway, validate, shift-traffic]\n"
+             "write-kubeconfig, replay-workloads, wait-workloads-ready, open-gateway, validate, shift-traffic, "
+             "protect-volumes]\n"
              "    requires: [staging]",
              "    skip: [duplicate-workspace]\n    requires: [staging]\n"
              + "\n".join("    " + line for line in traffic.strip().splitlines()))

@@ -18,7 +18,7 @@ from terraform import shapes
 from engine.kit import Project
 
 SKIP = ("provision-cluster, wait-cluster-ready, write-kubeconfig, replay-workloads, wait-workloads-ready, "
-        "open-gateway, validate, shift-traffic")
+        "open-gateway, validate, shift-traffic, protect-volumes")
 
 
 def _config(project: Project, cluster: str, *, provisioner: str = "api", envs: tuple[str, ...] = ("dev",),

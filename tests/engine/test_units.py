@@ -100,9 +100,23 @@ def test_hooks_are_placed_at_their_anchor() -> None:
 
 def test_decommission_plan_deletes_only_the_old_side() -> None:
     plan = _plan(_env(), operation="decommission")
-    assert [s.kind for s in plan.steps] == ["remove-gateway", "handover-shared", "destroy-old-cluster",
-                                            "retire-workspace"]
+    assert [s.kind for s in plan.steps] == ["protect-volumes", "remove-gateway", "handover-shared",
+                                            "destroy-old-cluster", "retire-workspace", "write-report"]
     assert "cluster blue" in plan.review["delete"] and "cluster green" in plan.review["never_touch"]
+
+
+def test_decommission_review_names_the_snapshots_and_the_accepted_loss() -> None:
+    rows = [{"claim": "shop/data-redis-0", "pv": "pvc-1", "handle": "vol-1", "reclaim": "Delete", "strategy": "fresh",
+             "snapshot": True, "at_risk": True},
+            {"claim": "shop/files", "pv": "pv-efs", "handle": "fs-1", "reclaim": "Delete", "strategy": "shared",
+             "snapshot": False, "at_risk": False}]
+    facts = {"protect-volumes": {"volumes": rows, "params": {"accept_data_loss": ["shop/data-redis-*"]}}}
+    plan = _plan(_env(), operation="decommission", facts=facts)
+    assert plan.steps[0].params["accept_data_loss"] == ["shop/data-redis-*"]
+    assert plan.review["create"] == ["a final snapshot of shop/data-redis-0 (vol-1)"]
+    assert "the data of shop/data-redis-0 on vol-1 (accepted with --accept-data-loss)" in plan.review["delete"]
+    assert "PV pv-efs of shop/files: reclaim policy set to Retain (shared with green)" in plan.review["change"]
+    assert _plan(_env(skip=["protect-volumes"]), operation="decommission").steps[0].kind == "remove-gateway"
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("30s", 30), ("5m", 300), ("1.5h", 5400), (12, 12), ("250ms", 0.25)])

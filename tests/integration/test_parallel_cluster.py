@@ -18,7 +18,8 @@ from google.cloud import container_v1
 from migrate.cloud.aws.token import decode
 from migrate.sandbox import control
 
-SKIP_AFTER_KUBECONFIG = "[replay-workloads, wait-workloads-ready, open-gateway, validate, shift-traffic]"
+SKIP_AFTER_KUBECONFIG = ("[replay-workloads, wait-workloads-ready, open-gateway, validate, shift-traffic, "
+                         "protect-volumes]")
 
 
 def _aws_config(project: Project, sandbox: dict[str, Any], env: str, extra: str = "") -> None:

@@ -29,7 +29,7 @@ environments:
     clusters:
       old: {{name: dev-blue}}
       new: {{name: dev-green, version: "1.31", eks: {{addons: []}}}}
-    skip: [replay-workloads, wait-workloads-ready, open-gateway, validate, shift-traffic]
+    skip: [replay-workloads, wait-workloads-ready, open-gateway, validate, shift-traffic, protect-volumes]
 """
 
 

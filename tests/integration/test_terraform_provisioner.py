@@ -58,7 +58,7 @@ ALL = ["terraform_data.bastion", "terraform_data.cluster", "terraform_data.clust
 SHARED = ["terraform_data.bastion", "terraform_data.vpc"]
 
 ONLY_TF = ["replay-workloads", "wait-workloads-ready", "open-gateway", "validate", "shift-traffic",
-           "wait-cluster-ready", "write-kubeconfig"]
+           "wait-cluster-ready", "write-kubeconfig", "protect-volumes"]
 
 
 def _tf(root: Path, *args: str, ws: str | None = None) -> subprocess.CompletedProcess[str]:

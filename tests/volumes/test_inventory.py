@@ -15,7 +15,7 @@ from typing import Any
 
 from migrate.config import Volumes
 from migrate.kube.objects import Key
-from migrate.kube.volumes import inventory, plan_volumes, stage, workloads
+from migrate.kube.volumes import accepted, inventory, leftovers, plan_volumes, stage, workloads
 
 Obj = dict[str, Any]
 
@@ -147,3 +147,27 @@ def test_a_service_without_a_load_balancer_stops_the_cut() -> None:
     _cut, probs = workloads(plan_volumes(vols, _rules({"match": {"name": "www-*"}, "strategy": "snapshot"})),
                             objects)
     assert probs and "no load balancer" in probs[0]
+
+
+def test_decommission_leftovers_snapshot_what_was_not_carried_and_flag_deleted_data() -> None:
+    objects, pvs = _objects()
+    plans = plan_volumes(inventory(objects, pvs), _rules(
+        {"match": {"name": "www-web-0"}, "strategy": "snapshot"},
+        {"match": {"name": "www-web-1"}, "strategy": "fresh"},
+        {"match": {"namespace": "gke"}, "strategy": "fresh"}))
+    left = {x.volume.ref: x for x in leftovers(plans, {"default/www-web-0": "vol-restored"})}
+    carried = left["default/www-web-0"]
+    assert (carried.carried_as, carried.snapshot, carried.at_risk) == ("vol-restored", False, False)
+    gp2 = left["default/www-web-1"]  # fresh, in-tree EBS, Delete: snapshotted, and its loss must be accepted
+    assert (gp2.snapshot, gp2.at_risk) == (True, True) and "strategy fresh" in gp2.reason
+    assert left["gke/data"].snapshot and left["gke/data"].at_risk
+    efs = left["shared/efs-claim"]  # no rule, but Retain: outlives the cluster
+    assert (efs.snapshot, efs.at_risk) == (False, False) and "Retain" in efs.reason
+    local = left["default/local-claim"]  # Delete, and no snapshot can be taken of a node's disk
+    assert (local.snapshot, local.at_risk) == (False, True) and "cannot be snapshotted" in local.reason
+    assert not left["default/task-pv-claim"].at_risk  # hostPath, Retain
+
+    risky, unused = accepted(list(left.values()), ("default/www-web-*", "gke/nope"))
+    assert sorted(x.volume.ref for x in risky) == ["default/local-claim", "gke/data"]
+    assert unused == ["gke/nope"]
+    assert accepted(list(left.values()), ("*/*",)) == ([], [])
