@@ -306,6 +306,9 @@ class Volumes(_Model):
 
     rules: list[VolumeRule] = []
     zone_map: dict[str, str] = {}  # old zone -> zone of the new cluster, where the new cluster lacks the old one
+    # The new cluster's region, when it is not aws.region (a region change): each snapshot is copied there
+    # (CopySnapshot) before it is restored.
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
     snapshot_timeout: Duration = 900.0
     ready_timeout: Duration = 600.0
     write_probe: WriteProbe | None = None

@@ -219,9 +219,23 @@ def _not_yet(strategy: str, v: Volume) -> str | None:
     return None
 
 
-def target_zone(v: Volume, cfg: Volumes, new_zones: list[str] | None) -> tuple[str | None, str | None]:
+def target_zone(v: Volume, cfg: Volumes, new_zones: list[str] | None,
+                region: str | None = None) -> tuple[str | None, str | None]:
     """(zone, problem): the old zone where the new cluster has nodes there, else the configured or a
-    spread (by ordinal) zone of the new cluster."""
+    spread (by ordinal) zone of the new cluster. ``region``: the old volumes' region; a zone outside the
+    region the restore runs in (``cfg.region``, else that one) is a problem."""
+    zone, problem = _target_zone(v, cfg, new_zones)
+    want = cfg.region or region
+    if new_zones is None and zone == v.zone and want and zone and not zone.startswith(want):
+        return None, None  # a region change, planned before the new cluster has nodes: chosen at the cut
+    if zone is not None and problem is None and want and not zone.startswith(want):
+        hint = ("set replay.volumes.region to the new cluster's region, so that each snapshot is copied there"
+                if not cfg.region else "fix replay.volumes.region or replay.volumes.zone_map")
+        return zone, f"the target zone {zone} is outside {want}, the region the volume would be restored in: {hint}"
+    return zone, problem
+
+
+def _target_zone(v: Volume, cfg: Volumes, new_zones: list[str] | None) -> tuple[str | None, str | None]:
     if v.zone is None:
         return None, None
     mapped = cfg.zone_map.get(v.zone)
@@ -237,7 +251,9 @@ def target_zone(v: Volume, cfg: Volumes, new_zones: list[str] | None) -> tuple[s
     return new_zones[(v.ordinal or 0) % len(new_zones)], None
 
 
-def plan_volumes(volumes: list[Volume], cfg: Volumes, new_zones: list[str] | None = None) -> list[VolumePlan]:
+def plan_volumes(volumes: list[Volume], cfg: Volumes, new_zones: list[str] | None = None,
+                 region: str | None = None) -> list[VolumePlan]:
+    """``region``: the old cluster's (for EBS, aws.region); a restore elsewhere needs ``cfg.region``."""
     out = []
     for v in volumes:
         idx = next((i for i, r in enumerate(cfg.rules) if _matches(r, v)), None)
@@ -248,7 +264,7 @@ def plan_volumes(volumes: list[Volume], cfg: Volumes, new_zones: list[str] | Non
             out.append(VolumePlan(v, "fresh" if not v.bound else None, None, None, 0.0, problem))
             continue
         problem = _refusal(rule.strategy, v)
-        zone, zone_problem = (target_zone(v, cfg, new_zones) if rule.strategy in ("snapshot", "csi-snapshot")
+        zone, zone_problem = (target_zone(v, cfg, new_zones, region) if rule.strategy in ("snapshot", "csi-snapshot")
                               else (v.zone, None))
         out.append(VolumePlan(v, rule.strategy, idx, zone, FREEZE_ESTIMATE_S[rule.strategy],
                               problem or zone_problem, tuple(rule.pre_freeze),

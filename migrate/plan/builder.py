@@ -83,7 +83,8 @@ def _kind_steps(env_name: str, env: Environment, kind: str) -> list[tuple[str, s
                      "nothing: the snapshots are kept (tagged migrate-run) until an explicit cleanup")]
         return [(kind, f"Cut the stateful workloads over to {new}",
                  {"snapshot_timeout_s": vol.snapshot_timeout, "ready_timeout_s": vol.ready_timeout,
-                  "zone_map": dict(vol.zone_map)},
+                  "zone_map": dict(vol.zone_map),
+                  **({"region": vol.region} if vol.region and vol.region != target_of(env).get("region") else {})},
                  f"one workload at a time: its writer on {old} is frozen and scaled to 0, its volumes are "
                  f"snapshotted and restored for {new}, bound, scaled up there, and both clusters' Services point "
                  f"at the new writer; the write-unavailability window is measured",

@@ -98,12 +98,17 @@ def _delay(obj: Any, cls: type, seconds: float) -> None:
     obj._active_at = time.monotonic() + seconds
 
 
-def _zone_of(ec2: Any, subnet_id: str) -> str | None:
-    """A subnet's zone; None for an id moto does not know (EKS itself does not check them)."""
-    try:
-        return str(ec2.get_subnet(subnet_id).availability_zone)
-    except InvalidSubnetIdError:
-        return None
+def _zone_of(backends: Any, region: str, subnet_id: str) -> str | None:
+    """A subnet's zone, looked up in the cluster's region first, then in the other regions in use (a node
+    group in another region stands for a cluster moved there: the sandbox keeps one EKS region); None for an
+    id moto does not know (EKS itself does not check them)."""
+    # dict.values: only the regions already in use (indexing would create a backend per region).
+    for ec2 in [backends[region], *(b for b in dict.values(backends) if b.region_name != region)]:
+        try:
+            return str(ec2.get_subnet(subnet_id).availability_zone)
+        except InvalidSubnetIdError:
+            continue
+    return None
 
 
 class AwsHooks:
@@ -147,8 +152,8 @@ class AwsHooks:
             ng = create_nodegroup(self, *args, **kwargs)
             emu = hooks.registry.get(ng.cluster_name)
             if emu is not None:  # the group's kubelets join the cluster, in its subnets' zones
-                ec2 = ec2_backends[self.account_id][self.region_name]
-                zones = sorted({z for s in ng.subnets or [] if (z := _zone_of(ec2, s))})
+                backends = ec2_backends[self.account_id]
+                zones = sorted({z for s in ng.subnets or [] if (z := _zone_of(backends, self.region_name, s))})
                 emu.add_nodes(ng.nodegroup_name, int((ng.scaling_config or {}).get("desiredSize", 1)), zones=zones)
             _delay(ng, SandboxNodegroup, hooks.faults.eks_delay)
             return ng

@@ -3,7 +3,8 @@
 snapshot-volumes (right after the replay) takes a warm-up snapshot of every carried EBS volume, so that the
 final snapshot at the cut is incremental. cut-volumes then takes over each stateful workload in turn:
 1. freeze: the pre-freeze command, then the old writer scaled to 0 (its replica count is kept in the record);
-2. the final snapshots, waited for until complete;
+2. the final snapshots, waited for until complete; on a region change (replay.volumes.region), each then
+   copied into the new cluster's region and waited for (the warm-up's copy makes that copy incremental);
 3. the restores: one volume per snapshot, in a zone where the new cluster has nodes;
 4. bind: a pre-bound PV (Retain) and the claim with ``volumeName`` on the new cluster;
 5. the new writer scaled up and waited for; then its Services are restored on the new cluster, and the old
@@ -63,12 +64,21 @@ def _clients(ctx: Context) -> tuple[KubeClient, KubeClient]:
     return KubeClient.from_kubeconfig(path, old_ctx, qps=qps), KubeClient.from_kubeconfig(path, new_ctx, qps=qps)
 
 
-def ebs_client(ctx: Context) -> Ebs:
+def ebs_client(ctx: Context, region: str | None = None) -> Ebs:
+    """The old volumes' region (aws.region), or ``region``."""
     if ctx.env.aws is None:
         raise StepFailed("the snapshot strategy needs the environment's AWS account (EBS)",
                          where=f"environments.{ctx.env_name}.aws",
                          hint="set the aws section (the snapshot strategy carries EBS volumes)")
-    return Ebs(make_session(ctx.env.aws.region, ctx.env.aws.profile))
+    return Ebs(make_session(region or ctx.env.aws.region, ctx.env.aws.profile))
+
+
+def dest_client(ctx: Context) -> Ebs | None:
+    """The new cluster's region when the volumes change region (replay.volumes.region), else None."""
+    target = ctx.env.replay.volumes.region
+    if target is None or (ctx.env.aws is not None and target == ctx.env.aws.region):
+        return None
+    return ebs_client(ctx, target)
 
 
 def new_zones(kube: KubeClient) -> list[str]:
@@ -164,6 +174,7 @@ class _Cut:
         self.old = old
         self.new = new
         self.ebs = ebs
+        self.dest: Ebs | None = None  # the new cluster's region, on a region change
         self.cfg = ctx.env.replay.volumes
         self.record = read_record(ctx)
         self.record.setdefault("workloads", {})
@@ -225,9 +236,17 @@ class _Cut:
                 ebs.wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
             e = self.set(ref, claims=started, phase="snapshotted")
             at("cut-volumes/snapshotted")
-        if e["phase"] == "snapshotted":
+        if e["phase"] == "snapshotted" and self.dest is not None:
+            # A region change: each final snapshot is copied into the new cluster's region (incremental on
+            # the warm-up's copy), all started, then waited for.
+            copies = [self._copy(c, int(e.get("attempt") or 1)) for c in e["claims"]]
+            for c in copies:
+                self.dest.wait_snapshot(c["copy_id"], self.cfg.snapshot_timeout)
+            e = self.set(ref, claims=copies, phase="copied")
+            at("cut-volumes/copied")
+        if e["phase"] in ("snapshotted", "copied"):
             made = [self._restore(c, int(e.get("attempt") or 1)) for c in e["claims"]]
-            ebs = self._need_ebs()
+            ebs = self.dest or self._need_ebs()
             for c in made:
                 ebs.wait_volume(c["volume_id"], self.cfg.ready_timeout)
             e = self.set(ref, claims=made, phase="restored")
@@ -288,9 +307,21 @@ class _Cut:
         at("cut-volumes/snapshot-created")
         return {**c, "snapshot_id": snap["SnapshotId"]}
 
+    def _copy(self, c: dict[str, Any], attempt: int) -> dict[str, Any]:
+        dest, src = self.dest, self._need_ebs()
+        assert dest is not None
+        snap, created = dest.copy_snapshot(c["snapshot_id"], src.region,
+                                           tags_of(self.ctx.run_id, c["claim"], "copied", attempt),
+                                           f"migrate {self.ctx.env_name}: {c['claim']} moved from {src.region}")
+        at("cut-volumes/copy-created")
+        self.ctx.log(f"volumes: {c['claim']}: final snapshot copied to {dest.region} as {snap['SnapshotId']}"
+                     f"{'' if created else ' (found, made before a restart)'}")
+        return {**c, "copy_id": snap["SnapshotId"]}
+
     def _restore(self, c: dict[str, Any], attempt: int) -> dict[str, Any]:
-        vol, created = self._need_ebs().restore(c["snapshot_id"], c["target_zone"],
-                                                tags_of(self.ctx.run_id, c["claim"], "restored", attempt))
+        ebs = self.dest or self._need_ebs()
+        vol, created = ebs.restore(c.get("copy_id") or c["snapshot_id"], c["target_zone"],
+                                   tags_of(self.ctx.run_id, c["claim"], "restored", attempt))
         at("cut-volumes/restore-created")
         moved = f", moved from {c['zone']}" if c["zone"] != c["target_zone"] else ""
         self.ctx.log(f"volumes: {c['claim']}: restored as {vol['VolumeId']} in {c['target_zone']}{moved}"
@@ -351,7 +382,8 @@ class _Cut:
         for svc in e["old_services"]:
             _put(self.old, svc)
         _scale(self.old, kind, ns, name, int(e["replicas"]))
-        claims = [{k: v for k, v in c.items() if k not in ("snapshot_id", "volume_id")} for c in e["claims"]]
+        claims = [{k: v for k, v in c.items() if k not in ("snapshot_id", "copy_id", "volume_id")}
+                  for c in e["claims"]]
         self.set(ref, phase="planned", attempt=int(e.get("attempt") or 1) + 1, claims=claims,
                  unfrozen_at=time.time(), t_freeze=None)
 
@@ -402,7 +434,8 @@ def _plan(ctx: Context, old: KubeClient, new: KubeClient) -> _Planned:
     exported = export(old, cfg)
     names = {"old": ctx.env.clusters.old.name, "new": ctx.env.clusters.new.name}
     rplan = build_plan(exported, cfg, names)
-    vplans = plan_volumes(inventory(exported.objects, exported.volumes), cfg.volumes, new_zones(new))
+    vplans = plan_volumes(inventory(exported.objects, exported.volumes), cfg.volumes, new_zones(new),
+                          ctx.env.aws.region if ctx.env.aws else None)
     cut, owners = workloads(vplans, exported.objects)
     old_services = {(str(dig(o, "metadata", "namespace")), str(dig(o, "metadata", "name"))): sanitize(o)[0]
                     for o in exported.objects if o.get("kind") == "Service"}
@@ -430,15 +463,29 @@ class SnapshotVolumesStep:
         claims = [c for w in cut for c in w.claims if c.strategy == "snapshot" and c.volume.handle]
         if not claims:
             return {"snapshots": 0}
-        ebs = ebs_client(ctx)
+        ebs, dest = ebs_client(ctx), dest_client(ctx)
         made = 0
+        warm = []
         for c in claims:
-            _snap, created = ebs.snapshot(str(c.volume.handle), tags_of(ctx.run_id, c.volume.ref, "warm"),
-                                          f"migrate {ctx.env_name}: warm-up snapshot of {c.volume.ref}")
+            snap, created = ebs.snapshot(str(c.volume.handle), tags_of(ctx.run_id, c.volume.ref, "warm"),
+                                         f"migrate {ctx.env_name}: warm-up snapshot of {c.volume.ref}")
             made += created
+            warm.append((c.volume.ref, str(snap["SnapshotId"])))
             at("snapshot-volumes/created")
-        ctx.log(f"volumes: {len(claims)} warm-up snapshot(s) ({made} new); the final ones at the cut are incremental")
-        return {"snapshots": len(claims), "created": made}
+        copied = 0
+        if dest is not None:
+            # A region change: the warm-up is copied too, so that the final copy at the cut is incremental.
+            # A copy needs a completed source; the copies themselves are not waited for.
+            for ref, sid in warm:
+                ebs.wait_snapshot(sid, ctx.env.replay.volumes.snapshot_timeout)
+                _copy, created = dest.copy_snapshot(sid, ebs.region, tags_of(ctx.run_id, ref, "warm-copy"),
+                                                    f"migrate {ctx.env_name}: warm-up of {ref} moved from "
+                                                    f"{ebs.region}")
+                copied += created
+        ctx.log(f"volumes: {len(claims)} warm-up snapshot(s) ({made} new)"
+                + (f", copied to {dest.region} ({copied} new)" if dest is not None else "")
+                + "; the final ones at the cut are incremental")
+        return {"snapshots": len(claims), "created": made, **({"copied": copied} if dest is not None else {})}
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:
         return None  # snapshots are kept until an explicit cleanup: they hold the data
@@ -469,6 +516,7 @@ class CutVolumesStep:
             cut = planned.cut
             if any(c.strategy == "snapshot" for w in cut for c in w.claims):
                 run.ebs = ebs_client(ctx)
+                run.dest = dest_client(ctx)
             windows = {}
             for w in cut:
                 e = run.run(w, planned)

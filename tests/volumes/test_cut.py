@@ -256,3 +256,68 @@ def test_a_snapshot_stuck_pending_unfreezes_the_old_writer(world: Project) -> No
     assert _tagged("volume", "restored") == dict.fromkeys(CLAIMS, 1)
     _acked, lost = _writes(r.stdout)
     assert lost == 0
+
+
+def _west_subnets() -> list[str]:
+    """Two subnets in us-west-2: the new cluster's node group there stands for a cluster moved to that region
+    (the sandbox keeps one EKS region; its nodes carry the zones of their subnets)."""
+    west = boto3.client("ec2", region_name="us-west-2")
+    vpc = west.create_vpc(CidrBlock="10.90.0.0/16")["Vpc"]["VpcId"]
+    return [west.create_subnet(VpcId=vpc, CidrBlock=f"10.90.{i}.0/24", AvailabilityZone=f"us-west-2{z}")
+            ["Subnet"]["SubnetId"] for i, z in enumerate("ab")]
+
+
+def _in_region(region: str, kind: str, phase: str) -> dict[str, int]:
+    ec2 = boto3.client("ec2", region_name=region)
+    flt = [{"Name": "tag:migrate-phase", "Values": [phase]}]
+    items = (ec2.describe_snapshots(OwnerIds=["self"], Filters=flt)["Snapshots"] if kind == "snapshot"
+             else ec2.describe_volumes(Filters=flt)["Volumes"])
+    out: dict[str, int] = {}
+    for it in items:
+        claim = {t["Key"]: t["Value"] for t in it.get("Tags", [])}["migrate-volume"]
+        out[claim] = out.get(claim, 0) + 1
+    return out
+
+
+def _new_cluster_in_the_west(world: Project) -> None:
+    path = world.root / "migrate.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["environments"]["dev"]["clusters"]["new"]["eks"]["subnet_ids"] = _west_subnets()
+    path.write_text(yaml.safe_dump(cfg))
+
+
+def test_a_new_cluster_in_another_region_without_volumes_region_stops_before_the_freeze(world: Project) -> None:
+    _new_cluster_in_the_west(world)
+    r = world.run("migrate", "--env", "dev", timeout=600)
+    assert r.returncode == 8, r.stdout + r.stderr
+    assert "outside us-east-1" in r.stderr and "replay.volumes.region" in r.stderr, r.stderr
+    assert "nothing was frozen" in r.stderr
+    assert _kube(world, "dev-blue", "get", "statefulset", "-n", "shop", "kv")["spec"]["replicas"] == 3
+    assert _tagged("snapshot", "final") == {}
+
+
+def test_region_change_copies_each_snapshot_once_even_when_killed_during_the_copy(world: Project) -> None:
+    _new_cluster_in_the_west(world)
+    _fast(world, region="us-west-2")
+    r = world.run("migrate", "--env", "dev", env={"MIGRATE_FAILPOINTS": "at:cut-volumes/copy-created"},
+                  timeout=600)
+    assert r.returncode == -signal.SIGKILL, r.stdout + r.stderr
+    r = world.run("migrate", "--env", "dev", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    acked, lost = _writes(r.stdout)
+    assert acked > 20 and lost == 0, r.stdout  # read back through the new cluster, from the copied data
+
+    one = dict.fromkeys(CLAIMS, 1)
+    assert _in_region("us-east-1", "snapshot", "final") == one
+    assert _in_region("us-west-2", "snapshot", "warm-copy") == one
+    assert _in_region("us-west-2", "snapshot", "copied") == one
+    assert _in_region("us-west-2", "volume", "restored") == one
+    assert _in_region("us-east-1", "volume", "restored") == {}
+    west = boto3.client("ec2", region_name="us-west-2")
+    zones = {v["AvailabilityZone"] for v in west.describe_volumes(
+        Filters=[{"Name": "tag:migrate-phase", "Values": ["restored"]}])["Volumes"]}
+    assert zones == {"us-west-2a", "us-west-2b"}
+    for pv in _kube(world, "dev-green", "get", "pv")["items"]:
+        if pv["metadata"]["name"].startswith("migrate-shop-"):
+            term = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+            assert term["values"][0] in zones
