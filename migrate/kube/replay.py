@@ -28,7 +28,17 @@ from migrate.kube.objects import Key, Obj, dig, key_of
 from migrate.kube.order import PHASE_NAMES, WEBHOOKS, phase_of, sort_key
 from migrate.kube.sanitize import sanitize
 from migrate.kube.transform import TransformContext, TransformError, transform
-from migrate.kube.volumes import VolumePlan, Workload, inventory, plan_volumes, problems, stage, workloads
+from migrate.kube.volumes import (
+    VolumePlan,
+    Workload,
+    inventory,
+    plan_volumes,
+    problems,
+    shared_claim,
+    shared_pv,
+    stage,
+    workloads,
+)
 from migrate.kube.webhooks import services_of, wait_backends
 
 ClusterNames = Mapping[str, str] | Sequence[str]
@@ -125,7 +135,8 @@ def _stage_volumes(plan: ReplayPlan, exported: Exported, cfg: Replay, cut_done: 
     plan.volumes = plan_volumes(inventory(exported.objects, exported.volumes), cfg.volumes)
     plan.cut, owners = workloads(plan.volumes, exported.objects)
     plan.volume_problems = problems(plan.volumes) + owners
-    changes = stage([(it.key, it.obj) for it in plan.items], plan.volumes, plan.cut, cut_done)
+    changes: dict[Key, Obj | str] = stage([(it.key, it.obj) for it in plan.items], plan.volumes, plan.cut, cut_done)
+    changes.update(_stage_shared(plan, exported))
     if not changes:
         return
     kept = []
@@ -142,6 +153,30 @@ def _stage_volumes(plan: ReplayPlan, exported: Exported, cfg: Replay, cut_done: 
             it.transforms = [*it.transforms, "volume-cut"]
         kept.append(it)
     plan.items = kept
+
+
+def _stage_shared(plan: ReplayPlan, exported: Exported) -> dict[Key, Obj | str]:
+    """`shared` claims: a static PV on the same file system (the old static PV itself, or one made from a
+    provisioned PV, which the export leaves behind), and the claim bound to it by name."""
+    pvs = {str(dig(pv, "metadata", "name")): pv for pv in exported.volumes}
+    planned = {it.key for it in plan.items}
+    out: dict[Key, Obj | str] = {}
+    for p in plan.volumes:
+        v = p.volume
+        if p.strategy != "shared" or not p.carried or v.pv not in pvs:
+            continue
+        pv = shared_pv(v, pvs[v.pv])
+        key = key_of(pv)
+        if key in planned:
+            out[key] = pv
+        else:
+            plan.items.append(Planned(key, pv, phase_of(key), ["volume-shared"], []))
+        claim = Key("", "PersistentVolumeClaim", v.namespace, v.claim)
+        it = next((i for i in plan.items if i.key == claim), None)
+        if it is not None:
+            out[claim] = shared_claim(it.obj, pv["metadata"]["name"])
+    plan.items.sort(key=lambda it: sort_key(it.key))
+    return out
 
 
 def plan_from_cluster(old: KubeClient, cfg: Replay, names: ClusterNames,

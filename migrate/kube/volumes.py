@@ -30,7 +30,7 @@ FILE_SYSTEMS = ("efs", "filestore", "nfs")
 CARRIED = ("snapshot", "csi-snapshot", "shared")
 # A rough expectation shown in the plan: scale-down, an incremental final snapshot, the restore and the
 # readiness wait. The run measures the real window and journals it.
-FREEZE_ESTIMATE_S = {"snapshot": 45.0, "csi-snapshot": 45.0, "shared": 20.0, "fresh": 0.0}
+FREEZE_ESTIMATE_S = {"snapshot": 45.0, "csi-snapshot": 45.0, "shared": 0.0, "fresh": 0.0}  # shared: no freeze
 _WORKLOAD_KINDS = ("StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job")
 
 
@@ -211,7 +211,7 @@ def _refusal(strategy: str, v: Volume) -> str | None:
 
 def _not_yet(strategy: str, v: Volume) -> str | None:
     """Strategies this version plans and validates but cannot carry yet: refused, never half-done."""
-    if strategy in ("csi-snapshot", "shared"):
+    if strategy == "csi-snapshot":
         return (f"`{strategy}` is planned and validated but not carried by this version yet; use `snapshot` "
                 "(EBS), or `fresh` once the data is copied another way")
     if strategy == "snapshot" and v.source == "pd":
@@ -296,13 +296,12 @@ def workloads(plans: list[VolumePlan], objects: list[Obj]) -> tuple[list[Workloa
     problems_: list[str] = []
     index = {(o.get("kind"), dig(o, "metadata", "namespace"), dig(o, "metadata", "name")): o for o in objects}
     for p in plans:
-        if not p.carried:
-            continue
+        if not p.carried or p.strategy == "shared":
+            continue  # a shared file system has no cut: both clusters mount it, nothing is frozen or copied
         v = p.volume
         if v.owner is None:
-            if p.strategy != "shared":
-                problems_.append(f"{v.ref}: no workload mounts this claim, so there is no writer to freeze; "
-                                 "mount it, or mark it `fresh` after copying its data")
+            problems_.append(f"{v.ref}: no workload mounts this claim, so there is no writer to freeze; "
+                             "mount it, or mark it `fresh` after copying its data")
             continue
         kind, name = v.owner.split("/", 1)
         w = by_ref.get((kind, v.namespace, name))
@@ -320,7 +319,7 @@ def workloads(plans: list[VolumePlan], objects: list[Obj]) -> tuple[list[Workloa
                     host = writer_host(o)
                     if host:
                         w.writer[svc] = host
-                    elif p.strategy != "shared":
+                    else:
                         w.problems.append(
                             f"Service {v.namespace}/{svc} (in front of {kind}/{name}): the new cluster cannot "
                             "reach the old writer through it before the cut, as it has no load balancer; give "
@@ -336,7 +335,7 @@ def stage(items: list[tuple[Key, Obj]], plans: list[VolumePlan], cut: list[Workl
     replayed. ``done`` holds the workloads (Workload.ref) already cut: the replay must not put them back to 0
     replicas or to the old writer."""
     done = done or set()
-    carried = {(p.volume.namespace, p.volume.claim): p for p in plans if p.carried}
+    carried = {(p.volume.namespace, p.volume.claim): p for p in plans if p.carried and p.strategy != "shared"}
     workloads_ = {(w.kind, w.namespace, w.name): w for w in cut}
     services = {(w.namespace, s): w for w in cut for s in w.services}
     out: dict[Key, Obj | str] = {}
@@ -369,6 +368,33 @@ def shared_writer(svc: Obj, host: str) -> Obj:
              for p in dig(svc, "spec", "ports") or []]
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {"type": "ExternalName", "externalName": host, **({"ports": ports} if ports else {})}}
+
+
+def shared_pv_name(v: Volume, old_pv: Obj) -> str:
+    """A static PV keeps its name on the new cluster; a provisioned one (``pvc-<uid>``) gets a stable one."""
+    ann = dig(old_pv, "metadata", "annotations") or {}
+    return str(v.pv) if "pv.kubernetes.io/provisioned-by" not in ann else f"migrate-{v.namespace}-{v.claim}"[:253]
+
+
+def shared_pv(v: Volume, old_pv: Obj) -> Obj:
+    """The new cluster's PV for a `shared` claim: the same file system (the old PV's source, mount options and
+    attributes), pre-bound to the claim, and Retain, so that no claim deletion on either side deletes it."""
+    spec = {k: val for k, val in (old_pv.get("spec") or {}).items()
+            if k not in ("claimRef", "persistentVolumeReclaimPolicy", "nodeAffinity")}
+    labels = dig(old_pv, "metadata", "labels") or {}
+    # Static on the new cluster (no provisioned-by): its CSI driver never deletes what it did not make.
+    meta: Obj = {"name": shared_pv_name(v, old_pv), "annotations": {"migrate.dev/shared-with": str(v.pv)},
+                 **({"labels": dict(labels)} if labels else {})}
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": meta,
+            "spec": {**spec, "persistentVolumeReclaimPolicy": "Retain",
+                     "claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": v.namespace,
+                                  "name": v.claim}}}
+
+
+def shared_claim(pvc: Obj, pv_name: str) -> Obj:
+    """The claim, bound by name to the shared PV (no dataSource: nothing is provisioned)."""
+    spec = {k: val for k, val in (pvc.get("spec") or {}).items() if k not in ("dataSource", "dataSourceRef")}
+    return {**pvc, "spec": {**spec, "volumeName": pv_name}}
 
 
 # --- decommission: what happens to each old claim's data when the old cluster goes --------------------

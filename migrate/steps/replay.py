@@ -39,7 +39,7 @@ from migrate.kube.replay import (
     write_review,
 )
 from migrate.kube.sanitize import sanitize
-from migrate.kube.volumes import inventory, plan_volumes, problems, workloads
+from migrate.kube.volumes import VolumePlan, inventory, plan_volumes, problems, workloads
 from migrate.plan.model import Step
 from migrate.steps.base import Context
 from migrate.steps.volume_record import cut_done
@@ -114,6 +114,33 @@ def _progress(ctx: Context) -> Callable[[Result], None]:
     return on_result
 
 
+def _shared_file_systems(ctx: Context, vplans: list[VolumePlan]) -> list[str]:
+    """Every EFS file system a `shared` claim points at must exist (else the plan stops, exit 2); where it can
+    be mounted is a warning: the new cluster's nodes need a mount target in their zone and VPC."""
+    from migrate.cloud.aws.efs import file_system_id, mount_zones
+    from migrate.cloud.aws.session import make_session
+
+    claims = [p for p in vplans if p.strategy == "shared" and p.carried and p.volume.source == "efs"]
+    if not claims or ctx.env.aws is None:
+        return []
+    session = make_session(ctx.env.aws.region, ctx.env.aws.profile)
+    warnings, missing = [], []
+    for p in claims:
+        fs = file_system_id(str(p.volume.handle))
+        zones = mount_zones(session, fs)
+        if zones is None:
+            missing.append(f"{p.volume.ref}: EFS file system {fs} does not exist in {ctx.env.aws.region}")
+        else:
+            warnings.append(f"{p.volume.ref}: shared with the new cluster: {fs} has mount targets in "
+                            f"{', '.join(zones) or 'no zone'}; the new cluster's nodes mount it only there, and only "
+                            "from the mount targets' VPC")
+    if missing:
+        raise ConfigError("a shared claim points at a file system that does not exist:\n    " + "\n    ".join(missing),
+                          where=f"environments.{ctx.env_name}.replay.volumes.rules",
+                          hint="fix the PV's volumeHandle, or the strategy; nothing was changed")
+    return warnings
+
+
 class ReplayWorkloadsStep:
     kind: ClassVar[str] = "replay-workloads"
 
@@ -139,6 +166,7 @@ class ReplayWorkloadsStep:
                               where=f"environments.{ctx.env_name}.replay.volumes.rules",
                               hint="give each claim a strategy (snapshot, csi-snapshot, shared, or fresh when its "
                                    "data is disposable); see docs/replay.md#persistent-volumes. Nothing was changed")
+        shared = _shared_file_systems(ctx, vplans)
         return {"old_inventory": inventory_hash(sanitize(o)[0] for o in exported.objects),
                 "objects": len(exported.objects),
                 "skipped_by_reason": dict(sorted(reasons.items())),
@@ -146,7 +174,7 @@ class ReplayWorkloadsStep:
                                       if dig(o, "metadata", "namespace") == "kube-system"),
                 "volumes": [p.to_row() for p in vplans if p.volume.bound],
                 "warnings": [f"{p.volume.ref}: strategy fresh: its data is not carried; the new cluster starts it "
-                             "empty" for p in vplans if p.volume.bound and p.strategy == "fresh"],
+                             "empty" for p in vplans if p.volume.bound and p.strategy == "fresh"] + shared,
                 "stateful": [{"workload": w.ref, "replicas": w.replicas, "claims": [c.volume.ref for c in w.claims],
                               "shared_writer": dict(w.writer)} for w in cut]}
 

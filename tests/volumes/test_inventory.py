@@ -15,7 +15,16 @@ from typing import Any
 
 from migrate.config import Volumes
 from migrate.kube.objects import Key
-from migrate.kube.volumes import accepted, inventory, leftovers, plan_volumes, stage, workloads
+from migrate.kube.volumes import (
+    accepted,
+    inventory,
+    leftovers,
+    plan_volumes,
+    shared_claim,
+    shared_pv,
+    stage,
+    workloads,
+)
 
 Obj = dict[str, Any]
 
@@ -103,7 +112,27 @@ def test_no_default_loses_data_and_unsnapshottable_volumes_are_refused() -> None
     assert "no strategy" in (plans["gke/data"].problem or "")
     assert "no strategy" in (plans["default/local-claim"].problem or "")
     assert "one node's disk" in (plans["default/task-pv-claim"].problem or "")
-    assert "not carried by this version yet" in (plans["shared/efs-claim"].problem or "")
+    assert plans["shared/efs-claim"].problem is None and plans["shared/efs-claim"].freeze_s == 0
+
+
+def test_shared_efs_gets_a_static_pv_on_the_same_file_system_and_no_cut() -> None:
+    objects, pvs = _objects()
+    plans = plan_volumes(inventory(objects, pvs), _rules({"match": {"namespace": "shared"}, "strategy": "shared"},
+                                                          {"match": {"name": "*"}, "strategy": "fresh"}))
+    efs = next(p for p in plans if p.volume.ref == "shared/efs-claim")
+    cut, owners = workloads(plans, objects)
+    assert cut == [] and owners == []  # nothing to freeze: both clusters mount it
+    pv = shared_pv(efs.volume, EFS)
+    assert pv["metadata"]["name"] == "efs-pv"  # a static PV keeps its name
+    assert pv["spec"]["csi"] == {"driver": "efs.csi.aws.com", "volumeHandle": "fs-92107410"}
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["claimRef"] == {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": "shared",
+                                      "name": "efs-claim"}
+    dyn = {**EFS, "metadata": {"name": "pvc-1", "annotations": {"pv.kubernetes.io/provisioned-by": "efs.csi.aws.com"}}}
+    assert shared_pv(efs.volume, dyn)["metadata"] == {"name": "migrate-shared-efs-claim",
+                                                      "annotations": {"migrate.dev/shared-with": "efs-pv"}}
+    claim = shared_claim({"kind": "PersistentVolumeClaim", "spec": {"dataSource": {"kind": "X"}}}, "efs-pv")
+    assert claim["spec"] == {"volumeName": "efs-pv"}
 
 
 def test_zone_remap_spreads_by_ordinal_and_a_missing_mapped_zone_is_a_problem() -> None:
