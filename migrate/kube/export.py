@@ -75,6 +75,9 @@ NEVER_COPIED = {
     ("apps", "ControllerRevision"): "history kept by the old controllers",
     ("metrics.k8s.io", "PodMetrics"): "live metrics",
     ("metrics.k8s.io", "NodeMetrics"): "live metrics",
+    # Records of the old cluster's claims (and their cloud snapshots): claims carry data by replay.volumes.
+    ("snapshot.storage.k8s.io", "VolumeSnapshot"): "snapshots of the old cluster's claims",
+    ("snapshot.storage.k8s.io", "VolumeSnapshotContent"): "bound to the old cluster's snapshots",
 }
 _TOKEN_SECRET = "kubernetes.io/service-account-token"
 

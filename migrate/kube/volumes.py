@@ -211,9 +211,6 @@ def _refusal(strategy: str, v: Volume) -> str | None:
 
 def _not_yet(strategy: str, v: Volume) -> str | None:
     """Strategies this version plans and validates but cannot carry yet: refused, never half-done."""
-    if strategy == "csi-snapshot":
-        return (f"`{strategy}` is planned and validated but not carried by this version yet; use `snapshot` "
-                "(EBS), or `fresh` once the data is copied another way")
     if strategy == "snapshot" and v.source == "pd":
         return "`snapshot` of a GCE persistent disk is not carried by this version yet (EBS only)"
     return None
@@ -264,6 +261,9 @@ def plan_volumes(volumes: list[Volume], cfg: Volumes, new_zones: list[str] | Non
             out.append(VolumePlan(v, "fresh" if not v.bound else None, None, None, 0.0, problem))
             continue
         problem = _refusal(rule.strategy, v)
+        if rule.strategy == "csi-snapshot" and cfg.region and region and cfg.region != region:
+            problem = problem or ("`csi-snapshot` cannot change region (a CSI snapshot lives in its region); use "
+                                  "`snapshot`, which copies each snapshot to replay.volumes.region")
         zone, zone_problem = (target_zone(v, cfg, new_zones, region) if rule.strategy in ("snapshot", "csi-snapshot")
                               else (v.zone, None))
         out.append(VolumePlan(v, rule.strategy, idx, zone, FREEZE_ESTIMATE_S[rule.strategy],

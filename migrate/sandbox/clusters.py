@@ -18,7 +18,7 @@ from .blockstore import BlockStore
 from .dataplane import DataPlane
 from .faults import SandboxFaults
 from .kubeapi import KubeAPIServer
-from .kubeapi.controllers import Provisioner
+from .kubeapi.controllers import Provisioner, Snapshotter
 
 CONTROLLER_DELAY = 0.3  # seconds before workloads turn ready: short, but readiness must really be waited for
 
@@ -90,6 +90,7 @@ class ClusterRegistry:
         # Set by the daemon: EBS-backed dynamic provisioning for EKS clusters, and the volumes' bytes.
         self.ebs_provisioner: Provisioner | None = None
         self.ebs_deprovisioner: Callable[[dict[str, Any]], None] | None = None
+        self.ebs_snapshotter: Snapshotter | None = None
         self.blocks: BlockStore | None = None
 
     def create(self, name: str, cloud: str, version: str | None) -> EmulatedCluster:
@@ -102,6 +103,7 @@ class ClusterRegistry:
                 api.faults.never_ready(w.resource, w.namespace, w.name)
             if cloud == "aws" and self.ebs_provisioner is not None:
                 api.controllers.provision = self.ebs_provisioner
+                api.controllers.snapshotter = self.ebs_snapshotter
             plane = DataPlane(name, api, self.faults, self.blocks, self._dataplane_of).start()
             kc = api.write_kubeconfig(self.kubeconfig_dir / f"{name}.yaml")
             cluster = EmulatedCluster(name, cloud, ver, api, plane, kc)

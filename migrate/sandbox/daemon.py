@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .aws import ACCOUNT_ID, REGION, AwsHooks, Moto
-from .blockstore import BlockStore, EbsHooks, ebs_deprovisioner, ebs_provisioner
+from .blockstore import BlockStore, EbsHooks, ebs_deprovisioner, ebs_provisioner, ebs_snapshotter
 from .clusters import ClusterRegistry
 from .control import Control
 from .faults import SandboxFaults
@@ -44,6 +44,7 @@ class Sandbox:
         self.registry.blocks = self.blocks
         self.registry.ebs_provisioner = ebs_provisioner(self.blocks, ACCOUNT_ID, REGION)
         self.registry.ebs_deprovisioner = ebs_deprovisioner(ACCOUNT_ID, REGION)
+        self.registry.ebs_snapshotter = ebs_snapshotter(ACCOUNT_ID, REGION)
         self.ebs = EbsHooks(self.blocks, self.faults)
         self.moto = Moto()
         self.gateways = GatewayProxy(self.registry)

@@ -156,7 +156,8 @@ class ReplayWorkloadsStep:
         # Counts per reason, for the plan's review. Owned objects (pods, ReplicaSets) are left out: their
         # number moves with every scale-up, and it would make a reviewed plan stale for nothing.
         reasons = Counter(reason_group(s.reason) for s in exported.skipped if not is_owned_reason(s.reason))
-        vplans = plan_volumes(inventory(exported.objects, exported.volumes), cfg.volumes)
+        vplans = plan_volumes(inventory(exported.objects, exported.volumes), cfg.volumes, None,
+                              ctx.env.aws.region if ctx.env.aws else None)
         cut, owners = workloads(vplans, exported.objects)
         blocked = problems(vplans) + owners
         if blocked:

@@ -49,6 +49,7 @@ from migrate.kube.volumes import (
 )
 from migrate.plan.model import Step
 from migrate.run.failpoints import at
+from migrate.steps import csi
 from migrate.steps.base import Context
 from migrate.steps.replay import kubeconfig_of
 from migrate.steps.volume_record import DONE, read_record, record_path
@@ -160,7 +161,8 @@ def restored_pv(entry: dict[str, Any], volume_id: str, zone: str) -> Obj:
 
 def _claim_entry(p: VolumePlan, claim_obj: Obj | None) -> dict[str, Any]:
     v = p.volume
-    return {"claim": v.ref, "handle": v.handle, "zone": v.zone, "target_zone": p.target_zone, "size": v.size,
+    return {"claim": v.ref, "namespace": v.namespace, "name": v.claim, "handle": v.handle, "zone": v.zone,
+            "target_zone": p.target_zone, "size": v.size,
             "access_modes": list(v.access_modes), "storage_class": v.storage_class, "csi_driver": v.csi_driver,
             "fs_type": v.fs_type, "strategy": p.strategy, "pv_name": f"migrate-{v.namespace}-{v.claim}"[:253],
             "pre_freeze": list(p.pre_freeze), "pre_freeze_timeout": p.pre_freeze_timeout, "pvc": claim_obj}
@@ -230,34 +232,46 @@ class _Cut:
             at("cut-volumes/frozen")
         if e["phase"] == "frozen":
             # All snapshots are started before any is waited for: EBS takes them in parallel.
-            started = [self._final_snapshot(c, int(e.get("attempt") or 1)) for c in e["claims"]]
-            ebs = self._need_ebs()
+            attempt = int(e.get("attempt") or 1)
+            started = [self._final_snapshot(c, attempt) if c["strategy"] == "snapshot" else
+                       csi.take(self.old, c, self.ctx.run_id, attempt, self.ctx.log) for c in e["claims"]]
             for c in started:
-                ebs.wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
+                if c["strategy"] == "snapshot":
+                    self._need_ebs().wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
+            started = [csi.wait_taken(self.old, c, self.cfg.snapshot_timeout) if c["strategy"] == "csi-snapshot"
+                       else c for c in started]
             e = self.set(ref, claims=started, phase="snapshotted")
             at("cut-volumes/snapshotted")
         if e["phase"] == "snapshotted" and self.dest is not None:
             # A region change: each final snapshot is copied into the new cluster's region (incremental on
             # the warm-up's copy), all started, then waited for.
-            copies = [self._copy(c, int(e.get("attempt") or 1)) for c in e["claims"]]
+            copies = [self._copy(c, int(e.get("attempt") or 1)) if c["strategy"] == "snapshot" else c
+                      for c in e["claims"]]
             for c in copies:
-                self.dest.wait_snapshot(c["copy_id"], self.cfg.snapshot_timeout)
+                if c.get("copy_id"):
+                    self.dest.wait_snapshot(c["copy_id"], self.cfg.snapshot_timeout)
             e = self.set(ref, claims=copies, phase="copied")
             at("cut-volumes/copied")
         if e["phase"] in ("snapshotted", "copied"):
-            made = [self._restore(c, int(e.get("attempt") or 1)) for c in e["claims"]]
-            ebs = self.dest or self._need_ebs()
+            made = [self._restore(c, int(e.get("attempt") or 1)) if c["strategy"] == "snapshot" else
+                    csi.pre_provision(self.new, c, self.ctx.run_id) for c in e["claims"]]
             for c in made:
-                ebs.wait_volume(c["volume_id"], self.cfg.ready_timeout)
+                if c["strategy"] == "snapshot":
+                    (self.dest or self._need_ebs()).wait_volume(c["volume_id"], self.cfg.ready_timeout)
+                else:
+                    csi.wait_ready(self.new, c["namespace"], c["vs_name"], self.cfg.snapshot_timeout)
             e = self.set(ref, claims=made, phase="restored")
             at("cut-volumes/restored")
         if e["phase"] == "restored":
             for c in e["claims"]:
-                _put(self.new, restored_pv(c, c["volume_id"], c["target_zone"]))
                 pvc = dict(c["pvc"])
-                pvc["spec"] = {**pvc.get("spec", {}), "volumeName": c["pv_name"]}
-                pvc["spec"].pop("dataSource", None)
-                pvc["spec"].pop("dataSourceRef", None)
+                spec = {k: v for k, v in pvc.get("spec", {}).items() if k not in ("dataSource", "dataSourceRef")}
+                if c["strategy"] == "csi-snapshot":  # the CSI driver provisions it from the snapshot
+                    pvc["spec"] = {**{k: v for k, v in spec.items() if k != "volumeName"},
+                                   "dataSource": csi.data_source(c["vs_name"])}
+                else:
+                    _put(self.new, restored_pv(c, c["volume_id"], c["target_zone"]))
+                    pvc["spec"] = {**spec, "volumeName": c["pv_name"]}
                 _put(self.new, pvc)
             e = self.set(ref, phase="bound")
             at("cut-volumes/bound")
@@ -382,7 +396,7 @@ class _Cut:
         for svc in e["old_services"]:
             _put(self.old, svc)
         _scale(self.old, kind, ns, name, int(e["replicas"]))
-        claims = [{k: v for k, v in c.items() if k not in ("snapshot_id", "copy_id", "volume_id")}
+        claims = [{k: v for k, v in c.items() if k not in ("snapshot_id", "copy_id", "volume_id", "vs_name")}
                   for c in e["claims"]]
         self.set(ref, phase="planned", attempt=int(e.get("attempt") or 1) + 1, claims=claims,
                  unfrozen_at=time.time(), t_freeze=None)
@@ -460,9 +474,22 @@ class SnapshotVolumesStep:
         finally:
             old.close()
             new.close()
+        warm_csi = [c for w in cut for c in w.claims if c.strategy == "csi-snapshot"]
+        if warm_csi:
+            old, _new = _clients(ctx)
+            try:
+                for c in warm_csi:
+                    if csi.snapshot_class(old, c.volume.csi_driver) is None:
+                        ctx.log(f"volumes: {c.volume.ref}: no warm-up (no VolumeSnapshotClass for "
+                                f"{c.volume.csi_driver}); the cut will stop before its freeze")
+                        continue
+                    csi.take(old, _claim_entry(c, None), ctx.run_id, 0, ctx.log, phase="warm")
+            finally:
+                old.close()
+                _new.close()
         claims = [c for w in cut for c in w.claims if c.strategy == "snapshot" and c.volume.handle]
         if not claims:
-            return {"snapshots": 0}
+            return {"snapshots": len(warm_csi)}
         ebs, dest = ebs_client(ctx), dest_client(ctx)
         made = 0
         warm = []
@@ -508,7 +535,9 @@ class CutVolumesStep:
         try:
             planned = _plan(ctx, old, new)
             run = _Cut(ctx, old, new, None)
-            blocking = planned.blocking(set(run.record["workloads"]))
+            blocking = planned.blocking(set(run.record["workloads"])) + csi.missing_classes(
+                old, new, [c for w in planned.cut if w.ref not in run.record["workloads"] for c in w.claims
+                           if c.strategy == "csi-snapshot"])
             if blocking:
                 raise StepFailed("the volume cut cannot start:\n    " + "\n    ".join(blocking),
                                  where=f"environments.{ctx.env_name}.replay.volumes",

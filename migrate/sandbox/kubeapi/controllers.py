@@ -20,12 +20,16 @@ from .store import Bucket, Event, Obj
 _WORKLOADS: set[Bucket] = {("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
                            ("apps", "daemonsets"), ("batch", "jobs"), ("", "services"),
                            ("", "persistentvolumeclaims"), ("", "pods"), ("", "replicationcontrollers"),
-                           ("apiregistration.k8s.io", "apiservices")}
+                           ("apiregistration.k8s.io", "apiservices"),
+                           ("snapshot.storage.k8s.io", "volumesnapshots")}
 ZONE_LABEL = "topology.kubernetes.io/zone"
 HOSTPATH_PROVISIONER = "sandbox.migrate.dev/hostpath"
 # (claim, its StorageClass, the nodes' zones) -> the PV's volume source and node affinity, or None to fall back
 # to a hostPath volume. The sandbox wires it to moto's EBS for EKS clusters.
-Provisioner = Callable[[Obj, Obj, list[str]], Obj | None]
+Provisioner = Callable[..., Obj | None]  # (claim, class, zones, snapshot id or None)
+# The CSI driver's snapshot calls: create(volume handle, tags) -> snapshot id; state(snapshot id) -> its state.
+Snapshotter = tuple[Callable[[str, dict[str, str]], str], Callable[[str], str]]
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _OWNER_BUCKETS: dict[str, Bucket] = {"ReplicaSet": ("apps", "replicasets"), "StatefulSet": ("apps", "statefulsets"),
                                      "DaemonSet": ("apps", "daemonsets"),
@@ -83,6 +87,7 @@ class Controllers:
         self._thread: threading.Thread | None = None
         self.pods = Pods(api, self._rt, cluster_name)
         self.provision: Provisioner | None = None
+        self.snapshotter: Snapshotter | None = None
         api.store.subscribe(self._on_event)
         api.faults.subscribe(self._on_faults_changed)
 
@@ -482,11 +487,80 @@ class Controllers:
         return sorted({z for n in self.api.store.objects(("", "nodes"))
                        if (z := ((n["metadata"].get("labels") or {}).get(ZONE_LABEL)))})
 
+    def _reconcile_volumesnapshots(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
+        """The snapshot controller and the CSI driver's snapshotter together: a dynamic snapshot of a claim
+        gets a content and a cloud snapshot; a pre-provisioned one binds to its content. Ready once the
+        cloud snapshot completes (re-checked until then)."""
+        st = obj.get("status") or {}
+        if st.get("readyToUse") or self.snapshotter is None or fault:
+            return
+        create, state = self.snapshotter
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        ns, src = meta["namespace"], spec.get("source") or {}
+        contents = (SNAPSHOT_GROUP, "volumesnapshotcontents")
+        content_rt = self._rt(contents)
+        size = None
+        if src.get("persistentVolumeClaimName"):
+            name = str(st.get("boundVolumeSnapshotContentName") or f"snapcontent-{meta['uid']}")
+            pvc = self.api.store.get(("", "persistentvolumeclaims"), ns, str(src["persistentVolumeClaimName"]))
+            pv = self.api.store.get(("", "persistentvolumes"), "", str(((pvc or {}).get("spec") or {})
+                                                                      .get("volumeName") or ""))
+            csi = ((pv or {}).get("spec") or {}).get("csi") or {}
+            size = (((pv or {}).get("spec") or {}).get("capacity") or {}).get("storage")
+            if not csi.get("volumeHandle"):
+                return  # no bound CSI volume: the snapshot stays unready, as on a real cluster
+            if self.api.store.get(contents, "", name) is None:
+                sid = create(str(csi["volumeHandle"]), {"CSIVolumeSnapshotName": f"snapshot-{meta['uid']}"})
+                self.api.create_internal(content_rt, {
+                    "apiVersion": f"{SNAPSHOT_GROUP}/v1", "kind": "VolumeSnapshotContent", "metadata": {"name": name},
+                    "spec": {"deletionPolicy": "Delete", "driver": csi.get("driver"),
+                             "source": {"volumeHandle": csi["volumeHandle"]},
+                             "volumeSnapshotClassName": spec.get("volumeSnapshotClassName"),
+                             "volumeSnapshotRef": {"kind": "VolumeSnapshot", "apiVersion": f"{SNAPSHOT_GROUP}/v1",
+                                                   "namespace": ns, "name": meta["name"], "uid": meta["uid"]}}},
+                    "snapshot-controller")
+                self.api.update_internal(content_rt, "", name, lambda o: o.update(
+                    status={"snapshotHandle": sid, "readyToUse": False}), "csi-snapshotter")
+        elif src.get("volumeSnapshotContentName"):
+            name = str(src["volumeSnapshotContentName"])
+        else:
+            return
+        content = self.api.store.get(contents, "", name)
+        if content is None:
+            return  # a pre-provisioned snapshot whose content does not exist (yet)
+        sid = str((content.get("status") or {}).get("snapshotHandle")
+                  or ((content.get("spec") or {}).get("source") or {}).get("snapshotHandle") or "")
+        ready = state(sid) == "completed"
+        self.api.update_internal(content_rt, "", name, lambda o: o.update(
+            status={**(o.get("status") or {}), "snapshotHandle": sid, "readyToUse": ready}), "csi-snapshotter")
+        self._set_status(rt, obj, lambda old: {**old, "boundVolumeSnapshotContentName": name, "readyToUse": ready,
+                                               **({"restoreSize": size} if size else {})})
+        if not ready:
+            self._schedule(("reconcile", (SNAPSHOT_GROUP, "volumesnapshots"), ns, meta["name"]), 0.2)
+
+    def _snapshot_of(self, ns: str, spec: Obj) -> tuple[bool, str | None]:
+        """(wait, snapshot id): a claim restored from a VolumeSnapshot waits until the snapshot is ready."""
+        ds = spec.get("dataSource") or spec.get("dataSourceRef") or {}
+        if ds.get("kind") != "VolumeSnapshot":
+            return False, None
+        vs = self.api.store.get((SNAPSHOT_GROUP, "volumesnapshots"), ns, str(ds.get("name")))
+        st = (vs or {}).get("status") or {}
+        content = self.api.store.get((SNAPSHOT_GROUP, "volumesnapshotcontents"), "",
+                                     str(st.get("boundVolumeSnapshotContentName") or "")) if st.get("readyToUse") \
+            else None
+        if content is None:
+            return True, None
+        return False, str((content.get("status") or {}).get("snapshotHandle") or "") or None
+
     def _reconcile_persistentvolumeclaims(self, rt: ResourceType, obj: Obj, fault: str | None) -> None:
         if fault or (obj.get("status") or {}).get("phase") == "Bound":
             return
         meta = obj["metadata"]
         spec = obj.get("spec") or {}
+        wait, snapshot_id = self._snapshot_of(meta["namespace"], spec)
+        if wait:
+            self._schedule(("reconcile", ("", "persistentvolumeclaims"), meta["namespace"], meta["name"]), 0.3)
+            return
         pv_name = spec.get("volumeName") or f"pvc-{meta['uid']}"
         size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
         modes = spec.get("accessModes") or ["ReadWriteOnce"]
@@ -496,7 +570,7 @@ class Controllers:
             if spec.get("volumeName"):
                 return  # pre-bound to a volume that does not exist (yet): stays Pending, as on a real cluster
             sc = self.api.store.get(("storage.k8s.io", "storageclasses"), "", sc_name)
-            made = self.provision(obj, sc, self.node_zones()) if self.provision and sc else None
+            made = self.provision(obj, sc, self.node_zones(), snapshot_id) if self.provision and sc else None
             made_by = str((sc or {}).get("provisioner") or HOSTPATH_PROVISIONER) if made else HOSTPATH_PROVISIONER
             source = made or {"hostPath": {"path": f"/tmp/sandbox/{pv_name}"}}
             self.api.create_internal(pv_rt, {
