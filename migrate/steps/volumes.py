@@ -391,7 +391,11 @@ class _Cut:
                 _put(self.new, shared_writer(svc, host))
         for c in e["claims"]:
             cns, cname = c["claim"].split("/", 1)
-            _delete(self.new, object_path("v1", "persistentvolumeclaims", cns, cname))
+            claim = object_path("v1", "persistentvolumeclaims", cns, cname)
+            _delete(self.new, claim)
+            # A claim in use is only gone once its pods are (the protection finalizer): the next attempt
+            # must not find it half-deleted.
+            _wait_gone(self.new, claim, self.cfg.ready_timeout)
             _delete(self.new, object_path("v1", "persistentvolumes", "", c["pv_name"]))
         for svc in e["old_services"]:
             _put(self.old, svc)
@@ -408,6 +412,22 @@ def _delete(kube: KubeClient, path: str) -> None:
     except KubeApiError as e:
         if e.status != 404:
             raise
+
+
+def _wait_gone(kube: KubeClient, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kube.request("GET", path)
+        except KubeApiError as e:
+            if e.status == 404:
+                return
+            raise
+        if time.monotonic() > deadline:
+            raise StepFailed(f"{path} on the new cluster is still there {timeout:g}s after its deletion",
+                             where="the new cluster", hint="see what holds it (kubectl describe: finalizers, pods "
+                                                           "using it); resume once it is gone")
+        time.sleep(0.2)
 
 
 def _claim_obj(rplan: ReplayPlan, p: VolumePlan) -> Obj | None:
