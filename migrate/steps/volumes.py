@@ -395,7 +395,7 @@ class _Cut:
             _delete(self.new, claim)
             # A claim in use is only gone once its pods are (the protection finalizer): the next attempt
             # must not find it half-deleted.
-            _wait_gone(self.new, claim, self.cfg.ready_timeout)
+            wait_gone(self.new, claim, self.cfg.ready_timeout)
             _delete(self.new, object_path("v1", "persistentvolumes", "", c["pv_name"]))
         for svc in e["old_services"]:
             _put(self.old, svc)
@@ -414,7 +414,7 @@ def _delete(kube: KubeClient, path: str) -> None:
             raise
 
 
-def _wait_gone(kube: KubeClient, path: str, timeout: float) -> None:
+def wait_gone(kube: KubeClient, path: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
