@@ -438,14 +438,16 @@ def leftovers(plans: list[VolumePlan], carried: dict[str, str]) -> list[Leftover
                                 "shared: the new cluster mounts the same file system; the old PV is set to Retain "
                                 "first, so that destroying the cluster cannot delete it"))
             continue
-        can = v.source in SNAPSHOTTABLE and bool(v.handle)
+        can = v.source == "ebs" and bool(v.handle)  # PD final snapshots: not by this version yet
         why = "no rule of replay.volumes.rules" if p.strategy is None else f"strategy {p.strategy}"
         fate = (f"reclaim {v.reclaim or 'Delete'}: destroying the cluster deletes its volume, and the new cluster "
                 f"does not have its data ({why})" if deletes else
                 f"reclaim Retain: the volume outlives the cluster, unmanaged ({why})")
         out.append(Leftover(v, p.strategy, None, can, deletes,
                             fate + ("; a final snapshot is taken first" if can else
-                                    f"; a {v.source} volume cannot be snapshotted")))
+                                    "; no final snapshot: PDs are not snapshotted by this version yet (take one "
+                                    "yourself)" if v.source == "pd" else f"; a {v.source} volume cannot be "
+                                                                          "snapshotted")))
     return out
 
 
