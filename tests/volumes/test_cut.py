@@ -203,6 +203,33 @@ def test_a_bound_claim_without_a_strategy_is_a_plan_error(world: Project) -> Non
     assert not list((world.root / "plans").glob("dev-*.plan.json"))
 
 
+def test_a_hostpath_claim_under_a_snapshot_rule_is_refused_with_the_reason(world: Project) -> None:
+    """The k8s docs' `task-pv-volume` (hostPath, `manual` class) and its claim, on the old cluster."""
+    import subprocess
+
+    objs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "task-pv-volume",
+                                                                        "labels": {"type": "local"}},
+             "spec": {"storageClassName": "manual", "capacity": {"storage": "10Gi"},
+                      "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/mnt/data"}}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "task-pv-claim",
+                                                                             "namespace": "shop"},
+             "spec": {"storageClassName": "manual", "accessModes": ["ReadWriteOnce"], "volumeName": "task-pv-volume",
+                      "resources": {"requests": {"storage": "3Gi"}}}}]
+    kubeconfig = world.root / "sandbox" / "kubeconfigs" / "dev-blue.yaml"
+    subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "apply", "-f", "-"], check=True, timeout=60,
+                   capture_output=True, input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}),
+                   text=True)
+    cfg = _fast(world)
+    cfg["environments"]["dev"]["replay"]["volumes"]["rules"].insert(
+        0, {"match": {"name": "task-pv-claim"}, "strategy": "snapshot"})
+    (world.root / "migrate.yaml").write_text(yaml.safe_dump(cfg))
+    r = world.run("migrate", "--env", "dev", timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "shop/task-pv-claim: a hostpath volume lives on one node's disk" in r.stderr, r.stderr
+    assert "dev-green" not in boto3.client("eks", region_name="us-east-1").list_clusters()["clusters"]
+    assert not list((world.root / "plans").glob("dev-*.plan.json"))
+
+
 def test_a_zone_the_new_cluster_lacks_stops_the_cut_before_the_freeze(world: Project) -> None:
     _fast(world, zone_map={"us-east-1a": "us-east-1f"})
     r = world.run("migrate", "--env", "dev", timeout=600)
