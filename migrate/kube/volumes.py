@@ -211,8 +211,6 @@ def _refusal(strategy: str, v: Volume) -> str | None:
 
 def _not_yet(strategy: str, v: Volume) -> str | None:
     """Strategies this version plans and validates but cannot carry yet: refused, never half-done."""
-    if strategy == "snapshot" and v.source == "pd":
-        return "`snapshot` of a GCE persistent disk is not carried by this version yet (EBS only)"
     return None
 
 
@@ -438,16 +436,14 @@ def leftovers(plans: list[VolumePlan], carried: dict[str, str]) -> list[Leftover
                                 "shared: the new cluster mounts the same file system; the old PV is set to Retain "
                                 "first, so that destroying the cluster cannot delete it"))
             continue
-        can = v.source == "ebs" and bool(v.handle)  # PD final snapshots: not by this version yet
+        can = v.source in SNAPSHOTTABLE and bool(v.handle)
         why = "no rule of replay.volumes.rules" if p.strategy is None else f"strategy {p.strategy}"
         fate = (f"reclaim {v.reclaim or 'Delete'}: destroying the cluster deletes its volume, and the new cluster "
                 f"does not have its data ({why})" if deletes else
                 f"reclaim Retain: the volume outlives the cluster, unmanaged ({why})")
         out.append(Leftover(v, p.strategy, None, can, deletes,
                             fate + ("; a final snapshot is taken first" if can else
-                                    "; no final snapshot: PDs are not snapshotted by this version yet (take one "
-                                    "yourself)" if v.source == "pd" else f"; a {v.source} volume cannot be "
-                                                                          "snapshotted")))
+                                    f"; a {v.source} volume cannot be snapshotted")))
     return out
 
 

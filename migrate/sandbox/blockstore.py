@@ -76,10 +76,10 @@ class BlockStore:
         self._kv: dict[str, tuple[int, dict[str, Any]]] = {}  # path -> (log length read, index)
 
     def volume(self, volume_id: str) -> Path:
-        return self.root / f"{volume_id}.vol"
+        return self.root / f"{volume_id.replace('/', '__')}.vol"  # a PD's id is its path
 
     def snapshot(self, snapshot_id: str) -> Path:
-        return self.root / f"{snapshot_id}.snap"
+        return self.root / f"{snapshot_id.replace('/', '__')}.snap"
 
     def create_volume(self, volume_id: str, size_gib: int, snapshot_id: str | None) -> None:
         path = self.volume(volume_id)

@@ -42,7 +42,8 @@ class EmulatedCluster:
             if zones:
                 zone = zones[(i - 1) % len(zones)]
                 labels.update({"topology.kubernetes.io/zone": zone, "topology.ebs.csi.aws.com/zone": zone,
-                               "topology.kubernetes.io/region": zone[:-1]})
+                               "topology.gke.io/zone": zone, "topology.kubernetes.io/region": zone[:-2]
+                               if label.startswith("cloud.google.com") else zone[:-1]})
             node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}, "spec": {}}
             status = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                       "message": "kubelet is posting ready status"}]}
@@ -91,6 +92,7 @@ class ClusterRegistry:
         self.ebs_provisioner: Provisioner | None = None
         self.ebs_deprovisioner: Callable[[dict[str, Any]], None] | None = None
         self.ebs_snapshotter: Snapshotter | None = None
+        self.pd_provisioner: Provisioner | None = None  # PD-backed dynamic provisioning for GKE clusters
         self.blocks: BlockStore | None = None
 
     def create(self, name: str, cloud: str, version: str | None) -> EmulatedCluster:
@@ -104,6 +106,8 @@ class ClusterRegistry:
             if cloud == "aws" and self.ebs_provisioner is not None:
                 api.controllers.provision = self.ebs_provisioner
                 api.controllers.snapshotter = self.ebs_snapshotter
+            if cloud == "gcp" and self.pd_provisioner is not None:
+                api.controllers.provision = self.pd_provisioner
             plane = DataPlane(name, api, self.faults, self.blocks, self._dataplane_of).start()
             kc = api.write_kubeconfig(self.kubeconfig_dir / f"{name}.yaml")
             cluster = EmulatedCluster(name, cloud, ver, api, plane, kc)

@@ -20,6 +20,7 @@ from typing import Any
 from .aws import ACCOUNT_ID, REGION, AwsHooks, Moto
 from .blockstore import BlockStore, EbsHooks, ebs_deprovisioner, ebs_provisioner, ebs_snapshotter
 from .clusters import ClusterRegistry
+from .compute import pd_provisioner
 from .control import Control
 from .faults import SandboxFaults
 from .gateway import GatewayProxy
@@ -51,6 +52,8 @@ class Sandbox:
         self.hooks = AwsHooks(self.registry, self.faults, self.gateways.open, self.gateways.close)
         self.gcs = Gcs()
         self.gke = GkeEmulator(self.registry)
+        if self.gke.compute is not None:
+            self.registry.pd_provisioner = pd_provisioner(self.gke.compute, GCP_PROJECT, GCP_LOCATION)
         self.router: TrafficRouter | None = None
         self.control: Control | None = None
         self.environments: dict[str, Any] = {}

@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .clusters import ClusterRegistry
+from .compute import ROUTES as COMPUTE_ROUTES
+from .compute import Compute, ComputeError
 from .httpbase import BackgroundServer, QuietHandler
 
 Obj = dict[str, Any]
@@ -89,7 +91,7 @@ class GkeEmulator:
                 try:
                     body = self.read_json() if self.command in ("POST", "PUT", "PATCH") else {}
                     self.send_json(200, gke.dispatch(self.command, self.path.split("?")[0], body))
-                except GkeError as e:
+                except (GkeError, ComputeError) as e:
                     self.send_json(e.code, {"error": {"code": e.code, "message": e.message, "status": e.status}})
                 except (ValueError, KeyError, TypeError) as e:
                     self.send_json(400, {"error": {"code": 400, "message": f"invalid request: {e}",
@@ -98,6 +100,8 @@ class GkeEmulator:
             do_GET = do_POST = do_DELETE = _any
 
         self._server = BackgroundServer(Handler, name="gke")
+        # Compute Engine's disks and snapshots, on the same port (the PD CSI driver's and the cut's calls).
+        self.compute = Compute(registry.blocks, registry.faults) if registry.blocks is not None else None
 
     @property
     def url(self) -> str:
@@ -105,6 +109,8 @@ class GkeEmulator:
 
     def start(self) -> GkeEmulator:
         self._server.start()
+        if self.compute is not None:
+            self.compute.base_url = self.url
         return self
 
     def stop(self) -> None:
@@ -113,6 +119,12 @@ class GkeEmulator:
     # ------------------------------------------------------------------ routing
 
     def dispatch(self, method: str, path: str, body: Obj) -> Obj:
+        if path.startswith("/compute/") and self.compute is not None:
+            for verb, rx, handler in COMPUTE_ROUTES:
+                m = rx.match(path)
+                if m and verb == method:
+                    with self._lock:
+                        return getattr(self.compute, handler)(body=body, **m.groupdict())
         for verb, rx, handler in _ROUTES:
             m = rx.match(path)
             if m and verb == method:
@@ -190,7 +202,8 @@ class GkeEmulator:
             for p in cluster["nodePools"]:
                 p["status"] = "RUNNING"
                 emu.add_nodes(str(p["name"]), int(p.get("initialNodeCount") or 1),
-                              label="cloud.google.com/gke-nodepool")
+                              label="cloud.google.com/gke-nodepool",
+                              zones=_zones(location, p.get("locations") or spec.get("locations")))
 
         def failed() -> None:
             assert fault is not None
@@ -291,6 +304,13 @@ class GkeEmulator:
         if op is None:
             raise GkeError(404, "NOT_FOUND", f"Operation {operation!r} not found.")
         return dict(op.doc)
+
+
+def _zones(location: str, locations: Any) -> list[str]:
+    """A pool's zones: its own or the cluster's `locations`, else the zonal location, else the region's a-c."""
+    if locations:
+        return [str(z) for z in locations]
+    return [location] if re.search(r"-[a-z]$", location) else [f"{location}-{z}" for z in "abc"]
 
 
 def _kube_dns() -> Obj:

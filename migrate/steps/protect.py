@@ -4,7 +4,7 @@ Before the old cluster is destroyed, every bound claim of it (all namespaces, no
 looked at against the cut's record:
 - carried at the cut: its data is on the new cluster's restored volume; nothing to do;
 - shared: the new cluster mounts the same file system; the old PV is set to Retain first;
-- otherwise (``fresh``, or no rule): a final snapshot of its EBS volume is taken and waited for, tagged
+- otherwise (``fresh``, or no rule): a final snapshot of its EBS volume or PD is taken and waited for, tagged
   ``migrate-phase=decommission`` and listed in the report. If its PV's reclaim policy is ``Delete``, the
   cluster's teardown deletes the volume itself, so the plan refuses unless the operator names the claim with
   ``--accept-data-loss NAMESPACE/PVC`` (globs allowed), and the reviewed plan carries that list.
@@ -26,7 +26,7 @@ from migrate.run.failpoints import at
 from migrate.steps.base import Context
 from migrate.steps.replay import old_cluster_kubeconfig
 from migrate.steps.volume_record import DONE, read_record
-from migrate.steps.volumes import ebs_client
+from migrate.steps.volumes import ebs_client, pd_client, pd_name
 
 PHASE = "decommission"
 _LISTS = (("PersistentVolumeClaim", "/api/v1/persistentvolumeclaims"),
@@ -119,18 +119,29 @@ class ProtectVolumesStep:
     def _snapshots(self, ctx: Context, todo: list[Leftover]) -> dict[str, str]:
         if not todo:
             return {}
-        ebs = ebs_client(ctx)
+        ebs = ebs_client(ctx) if any(x.volume.source == "ebs" for x in todo) else None
+        pd = pd_client(ctx) if any(x.volume.source == "pd" for x in todo) else None
         made: dict[str, str] = {}
-        for x in todo:  # all started before any is waited for: EBS takes them in parallel
-            snap, created = ebs.snapshot(str(x.volume.handle), tags_of(ctx.run_id, x.volume.ref, PHASE),
-                                         f"migrate {ctx.env_name}: final snapshot of {x.volume.ref} before "
-                                         f"{ctx.env.clusters.old.name} is destroyed")
-            made[x.volume.ref] = str(snap["SnapshotId"])
-            ctx.log(f"volumes: {x.volume.ref}: final snapshot {snap['SnapshotId']} of {x.volume.handle}"
+        for x in todo:  # all started before any is waited for: the cloud takes them in parallel
+            tags = tags_of(ctx.run_id, x.volume.ref, PHASE)
+            if pd is not None and x.volume.source == "pd":
+                sid, created = pd.snapshot(str(x.volume.handle), pd_name(ctx.run_id, x.volume.ref, PHASE), tags)
+            else:
+                assert ebs is not None
+                snap, created = ebs.snapshot(str(x.volume.handle), tags,
+                                             f"migrate {ctx.env_name}: final snapshot of {x.volume.ref} before "
+                                             f"{ctx.env.clusters.old.name} is destroyed")
+                sid = str(snap["SnapshotId"])
+            made[x.volume.ref] = sid
+            ctx.log(f"volumes: {x.volume.ref}: final snapshot {sid} of {x.volume.handle}"
                     f"{'' if created else ' (found, taken before a restart)'}")
             at("protect-volumes/created")
-        for sid in made.values():
-            ebs.wait_snapshot(sid, ctx.env.replay.volumes.snapshot_timeout)
+        timeout = ctx.env.replay.volumes.snapshot_timeout
+        for x in todo:
+            if pd is not None and x.volume.source == "pd":
+                pd.wait_snapshot(made[x.volume.ref], timeout)
+            elif ebs is not None:
+                ebs.wait_snapshot(made[x.volume.ref], timeout)
         return made
 
     def rollback(self, step: Step, ctx: Context, outputs: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from migrate.cloud.aws.ebs import Ebs, tags_of
 from migrate.cloud.aws.session import make_session
+from migrate.cloud.gcp.pd import Pd, resource_name
 from migrate.config import Replay
 from migrate.errors import MigrateError, StepFailed
 from migrate.kube.client import MERGE_PATCH, KubeApiError, KubeClient, object_path
@@ -56,7 +57,8 @@ from migrate.steps.volume_record import DONE, read_record, record_path
 
 _PLURALS = {"StatefulSet": "statefulsets", "Deployment": "deployments"}
 ZONE_LABEL = "topology.kubernetes.io/zone"
-_CSI_ZONE_KEY = {"ebs.csi.aws.com": "topology.ebs.csi.aws.com/zone"}
+PD_DRIVER = "pd.csi.storage.gke.io"
+_CSI_ZONE_KEY = {"ebs.csi.aws.com": "topology.ebs.csi.aws.com/zone", PD_DRIVER: "topology.gke.io/zone"}
 
 
 def _clients(ctx: Context) -> tuple[KubeClient, KubeClient]:
@@ -72,6 +74,18 @@ def ebs_client(ctx: Context, region: str | None = None) -> Ebs:
                          where=f"environments.{ctx.env_name}.aws",
                          hint="set the aws section (the snapshot strategy carries EBS volumes)")
     return Ebs(make_session(region or ctx.env.aws.region, ctx.env.aws.profile))
+
+
+def pd_client(ctx: Context) -> Pd:
+    if ctx.env.gcp is None:
+        raise StepFailed("the snapshot strategy on a persistent disk needs the environment's GCP project",
+                         where=f"environments.{ctx.env_name}.gcp", hint="set the gcp section")
+    return Pd(ctx.env.gcp.project, ctx.env.gcp.endpoint)
+
+
+def pd_name(run_id: str, claim: str, phase: str, attempt: int = 1) -> str:
+    """The GCE name of a disk or snapshot the cut makes: the same for a resumed attempt, so found again."""
+    return resource_name("migrate", phase, claim.replace("/", "-"), run_id, str(attempt))
 
 
 def dest_client(ctx: Context) -> Ebs | None:
@@ -137,7 +151,8 @@ def _plural(kind: str) -> str:
 
 def restored_pv(entry: dict[str, Any], volume_id: str, zone: str) -> Obj:
     """The new cluster's PV for a restored volume: pre-bound to the claim, Retain until the cut is final."""
-    driver = entry.get("csi_driver")
+    # A PD comes back as a CSI volume whatever it was (GKE migrates in-tree PDs to the CSI driver).
+    driver = entry.get("csi_driver") or (PD_DRIVER if entry.get("source") == "pd" else None)
     if driver:
         source: Obj = {"csi": {"driver": driver, "volumeHandle": volume_id, "fsType": entry.get("fs_type") or "ext4"}}
         key = _CSI_ZONE_KEY.get(driver, ZONE_LABEL)
@@ -161,7 +176,8 @@ def restored_pv(entry: dict[str, Any], volume_id: str, zone: str) -> Obj:
 
 def _claim_entry(p: VolumePlan, claim_obj: Obj | None) -> dict[str, Any]:
     v = p.volume
-    return {"claim": v.ref, "namespace": v.namespace, "name": v.claim, "handle": v.handle, "zone": v.zone,
+    return {"claim": v.ref, "namespace": v.namespace, "name": v.claim, "source": v.source, "handle": v.handle,
+            "zone": v.zone,
             "target_zone": p.target_zone, "size": v.size,
             "access_modes": list(v.access_modes), "storage_class": v.storage_class, "csi_driver": v.csi_driver,
             "fs_type": v.fs_type, "strategy": p.strategy, "pv_name": f"migrate-{v.namespace}-{v.claim}"[:253],
@@ -177,6 +193,7 @@ class _Cut:
         self.new = new
         self.ebs = ebs
         self.dest: Ebs | None = None  # the new cluster's region, on a region change
+        self.pd: Pd | None = None  # GKE: persistent disks
         self.cfg = ctx.env.replay.volumes
         self.record = read_record(ctx)
         self.record.setdefault("workloads", {})
@@ -236,7 +253,9 @@ class _Cut:
             started = [self._final_snapshot(c, attempt) if c["strategy"] == "snapshot" else
                        csi.take(self.old, c, self.ctx.run_id, attempt, self.ctx.log) for c in e["claims"]]
             for c in started:
-                if c["strategy"] == "snapshot":
+                if c["strategy"] == "snapshot" and c.get("source") == "pd":
+                    self._need_pd().wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
+                elif c["strategy"] == "snapshot":
                     self._need_ebs().wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
             started = [csi.wait_taken(self.old, c, self.cfg.snapshot_timeout) if c["strategy"] == "csi-snapshot"
                        else c for c in started]
@@ -245,7 +264,8 @@ class _Cut:
         if e["phase"] == "snapshotted" and self.dest is not None:
             # A region change: each final snapshot is copied into the new cluster's region (incremental on
             # the warm-up's copy), all started, then waited for.
-            copies = [self._copy(c, int(e.get("attempt") or 1)) if c["strategy"] == "snapshot" else c
+            copies = [self._copy(c, int(e.get("attempt") or 1)) if c["strategy"] == "snapshot"
+                      and c.get("source") != "pd" else c
                       for c in e["claims"]]
             for c in copies:
                 if c.get("copy_id"):
@@ -256,7 +276,9 @@ class _Cut:
             made = [self._restore(c, int(e.get("attempt") or 1)) if c["strategy"] == "snapshot" else
                     csi.pre_provision(self.new, c, self.ctx.run_id) for c in e["claims"]]
             for c in made:
-                if c["strategy"] == "snapshot":
+                if c["strategy"] == "snapshot" and c.get("source") == "pd":
+                    self._need_pd().wait_disk(c["volume_id"], self.cfg.ready_timeout)
+                elif c["strategy"] == "snapshot":
                     (self.dest or self._need_ebs()).wait_volume(c["volume_id"], self.cfg.ready_timeout)
                 else:
                     csi.wait_ready(self.new, c["namespace"], c["vs_name"], self.cfg.snapshot_timeout)
@@ -312,8 +334,20 @@ class _Cut:
             raise StepFailed("no EBS client", where=f"environments.{self.ctx.env_name}.aws")
         return self.ebs
 
+    def _need_pd(self) -> Pd:
+        if self.pd is None:
+            raise StepFailed("no Compute Engine client", where=f"environments.{self.ctx.env_name}.gcp")
+        return self.pd
+
     def _final_snapshot(self, c: dict[str, Any], attempt: int) -> dict[str, Any]:
         tags = tags_of(self.ctx.run_id, c["claim"], "final", attempt)
+        if c.get("source") == "pd":
+            name, created = self._need_pd().snapshot(str(c["handle"]), pd_name(self.ctx.run_id, c["claim"], "final",
+                                                                             attempt), tags)
+            self.ctx.log(f"volumes: {c['claim']}: final snapshot {name}"
+                         f"{'' if created else ' (found, taken before a restart)'}")
+            at("cut-volumes/snapshot-created")
+            return {**c, "snapshot_id": name}
         snap, created = self._need_ebs().snapshot(str(c["handle"]), tags,
                                                   f"migrate {self.ctx.env_name}: final snapshot of {c['claim']}")
         self.ctx.log(f"volumes: {c['claim']}: final snapshot {snap['SnapshotId']}"
@@ -333,6 +367,14 @@ class _Cut:
         return {**c, "copy_id": snap["SnapshotId"]}
 
     def _restore(self, c: dict[str, Any], attempt: int) -> dict[str, Any]:
+        if c.get("source") == "pd":
+            handle, created = self._need_pd().restore(c["snapshot_id"], c["target_zone"],
+                                                      pd_name(self.ctx.run_id, c["claim"], "restored", attempt),
+                                                      tags_of(self.ctx.run_id, c["claim"], "restored", attempt))
+            at("cut-volumes/restore-created")
+            self.ctx.log(f"volumes: {c['claim']}: restored as {handle}"
+                         f"{'' if created else ' (found, made before a restart)'}")
+            return {**c, "volume_id": handle}
         ebs = self.dest or self._need_ebs()
         vol, created = ebs.restore(c.get("copy_id") or c["snapshot_id"], c["target_zone"],
                                    tags_of(self.ctx.run_id, c["claim"], "restored", attempt))
@@ -507,9 +549,18 @@ class SnapshotVolumesStep:
             finally:
                 old.close()
                 _new.close()
-        claims = [c for w in cut for c in w.claims if c.strategy == "snapshot" and c.volume.handle]
+        warm_pd = [c for w in cut for c in w.claims if c.strategy == "snapshot" and c.volume.source == "pd"]
+        if warm_pd:
+            pd = pd_client(ctx)
+            for c in warm_pd:
+                _name, created = pd.snapshot(str(c.volume.handle), pd_name(ctx.run_id, c.volume.ref, "warm", 0),
+                                             tags_of(ctx.run_id, c.volume.ref, "warm"))
+                at("snapshot-volumes/created")
+            ctx.log(f"volumes: {len(warm_pd)} warm-up PD snapshot(s); the final ones at the cut are incremental")
+        claims = [c for w in cut for c in w.claims if c.strategy == "snapshot" and c.volume.handle
+                  and c.volume.source == "ebs"]
         if not claims:
-            return {"snapshots": len(warm_csi)}
+            return {"snapshots": len(warm_csi) + len(warm_pd)}
         ebs, dest = ebs_client(ctx), dest_client(ctx)
         made = 0
         warm = []
@@ -563,9 +614,11 @@ class CutVolumesStep:
                                  where=f"environments.{ctx.env_name}.replay.volumes",
                                  hint="fix the rules or the zones named above; nothing was frozen")
             cut = planned.cut
-            if any(c.strategy == "snapshot" for w in cut for c in w.claims):
+            if any(c.strategy == "snapshot" and c.volume.source == "ebs" for w in cut for c in w.claims):
                 run.ebs = ebs_client(ctx)
                 run.dest = dest_client(ctx)
+            if any(c.strategy == "snapshot" and c.volume.source == "pd" for w in cut for c in w.claims):
+                run.pd = pd_client(ctx)
             windows = {}
             for w in cut:
                 e = run.run(w, planned)

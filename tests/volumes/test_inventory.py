@@ -189,8 +189,7 @@ def test_decommission_leftovers_snapshot_what_was_not_carried_and_flag_deleted_d
     assert (carried.carried_as, carried.snapshot, carried.at_risk) == ("vol-restored", False, False)
     gp2 = left["default/www-web-1"]  # fresh, in-tree EBS, Delete: snapshotted, and its loss must be accepted
     assert (gp2.snapshot, gp2.at_risk) == (True, True) and "strategy fresh" in gp2.reason
-    assert not left["gke/data"].snapshot and left["gke/data"].at_risk  # a PD: no final snapshot yet, still refused
-    assert "PDs are not snapshotted by this version yet" in left["gke/data"].reason
+    assert left["gke/data"].snapshot and left["gke/data"].at_risk  # a PD: snapshotted, and still refused
     efs = left["shared/efs-claim"]  # no rule, but Retain: outlives the cluster
     assert (efs.snapshot, efs.at_risk) == (False, False) and "Retain" in efs.reason
     local = left["default/local-claim"]  # Delete, and no snapshot can be taken of a node's disk
