@@ -39,7 +39,9 @@ def carried_claims(ctx: Context) -> dict[str, str]:
     for e in (read_record(ctx).get("workloads") or {}).values():
         if e.get("phase") == DONE:
             for c in e.get("claims") or []:
-                out[str(c["claim"])] = str(c.get("volume_id"))
+                # csi-snapshot: the new cluster's driver made the volume, from the snapshot the cut named.
+                out[str(c["claim"])] = str(c.get("volume_id") or
+                                           f"a volume of VolumeSnapshot {c.get('namespace')}/{c.get('vs_name')}")
     return out
 
 

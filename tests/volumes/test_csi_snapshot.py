@@ -114,6 +114,11 @@ def test_csi_snapshot_carries_the_kv_claims_with_no_lost_write(world: Project) -
     new_vs = {vs["metadata"]["name"] for vs in _kube(world, "dev-green", "get", "volumesnapshots", "-n",
                                                      "shop")["items"]}
     assert new_vs == {f"migrate-final-data-kv-{i}-1" for i in range(3)}
+    # The decommission plan knows these claims were carried (no final snapshot, no data loss for them).
+    r = world.run("plan", "--env", "dev", "--decommission", "--accept-data-loss", "shop/data-redis-0", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    md = next((world.root / "plans").glob("decommission-dev-*.plan.md")).read_text()
+    assert "carried at the cut (restored as a volume of VolumeSnapshot shop/migrate-final-data-kv-0-1)" in md
 
 
 @pytest.mark.parametrize("phase", ["frozen", "snapshotted", "restored"])
