@@ -446,6 +446,12 @@ def test_status_and_scale_subresources(api_client: kubernetes.client.ApiClient, 
 
 def test_watch_from_resource_version_with_timeout(api_client: kubernetes.client.ApiClient, namespace: str) -> None:
     core = _core(api_client)
+    # The namespace controller adds kube-root-ca.crt a moment after the namespace exists (as on a real
+    # cluster): start watching after it, or a loaded machine sees it in the stream.
+    deadline = time.monotonic() + 10
+    while "kube-root-ca.crt" not in {c.metadata.name for c in core.list_namespaced_config_map(namespace).items}:
+        assert time.monotonic() < deadline, "the namespace controller never added kube-root-ca.crt"
+        time.sleep(0.05)
     start_rv = core.list_namespaced_config_map(namespace).metadata.resource_version
     core.create_namespaced_config_map(namespace, cm("w"))
     core.patch_namespaced_config_map("w", namespace, {"data": {"k": "2"}})
