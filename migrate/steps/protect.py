@@ -94,9 +94,9 @@ class ProtectVolumesStep:
                 "params": {"accept_data_loss": list(patterns),
                            "accepted_claims": [x.volume.ref for x in left if x.at_risk]},
                 "warnings": [f"{x.volume.ref}: its data is deleted with {ctx.env.clusters.old.name} (accepted with "
-                             "--accept-data-loss; a final snapshot is kept)" if x.snapshot else
-                             f"{x.volume.ref}: its data is deleted with {ctx.env.clusters.old.name} (accepted with "
-                             "--accept-data-loss; no snapshot can be taken)" for x in left if x.at_risk]}
+                             "--accept-data-loss; "
+                             + ("a final snapshot is kept)" if x.snapshot else "no snapshot can be taken)")
+                             for x in left if x.at_risk]}
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
         return None  # apply finds its snapshots by their tags: running it again creates nothing

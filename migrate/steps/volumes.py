@@ -252,13 +252,7 @@ class _Cut:
             attempt = int(e.get("attempt") or 1)
             started = [self._final_snapshot(c, attempt) if c["strategy"] == "snapshot" else
                        csi.take(self.old, c, self.ctx.run_id, attempt, self.ctx.log) for c in e["claims"]]
-            for c in started:
-                if c["strategy"] == "snapshot" and c.get("source") == "pd":
-                    self._need_pd().wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
-                elif c["strategy"] == "snapshot":
-                    self._need_ebs().wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
-            started = [csi.wait_taken(self.old, c, self.cfg.snapshot_timeout) if c["strategy"] == "csi-snapshot"
-                       else c for c in started]
+            started = [self._wait_snapshot(c) for c in started]
             e = self.set(ref, claims=started, phase="snapshotted")
             at("cut-volumes/snapshotted")
         if e["phase"] == "snapshotted" and self.dest is not None:
@@ -276,12 +270,7 @@ class _Cut:
             made = [self._restore(c, int(e.get("attempt") or 1)) if c["strategy"] == "snapshot" else
                     csi.pre_provision(self.new, c, self.ctx.run_id) for c in e["claims"]]
             for c in made:
-                if c["strategy"] == "snapshot" and c.get("source") == "pd":
-                    self._need_pd().wait_disk(c["volume_id"], self.cfg.ready_timeout)
-                elif c["strategy"] == "snapshot":
-                    (self.dest or self._need_ebs()).wait_volume(c["volume_id"], self.cfg.ready_timeout)
-                else:
-                    csi.wait_ready(self.new, c["namespace"], c["vs_name"], self.cfg.snapshot_timeout)
+                self._wait_restored(c)
             e = self.set(ref, claims=made, phase="restored")
             at("cut-volumes/restored")
         if e["phase"] == "restored":
@@ -333,6 +322,24 @@ class _Cut:
         if self.ebs is None:
             raise StepFailed("no EBS client", where=f"environments.{self.ctx.env_name}.aws")
         return self.ebs
+
+    def _wait_snapshot(self, c: dict[str, Any]) -> dict[str, Any]:
+        """Wait for a claim's final snapshot, by its strategy and source; csi-snapshot learns its handle."""
+        if c["strategy"] == "csi-snapshot":
+            return csi.wait_taken(self.old, c, self.cfg.snapshot_timeout)
+        if c.get("source") == "pd":
+            self._need_pd().wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
+        else:
+            self._need_ebs().wait_snapshot(c["snapshot_id"], self.cfg.snapshot_timeout)
+        return c
+
+    def _wait_restored(self, c: dict[str, Any]) -> None:
+        if c["strategy"] == "csi-snapshot":
+            csi.wait_ready(self.new, c["namespace"], c["vs_name"], self.cfg.snapshot_timeout)
+        elif c.get("source") == "pd":
+            self._need_pd().wait_disk(c["volume_id"], self.cfg.ready_timeout)
+        else:
+            (self.dest or self._need_ebs()).wait_volume(c["volume_id"], self.cfg.ready_timeout)
 
     def _need_pd(self) -> Pd:
         if self.pd is None:
