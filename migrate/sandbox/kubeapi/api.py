@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import yaml
 
 from . import managed, patch, validation
@@ -42,8 +43,15 @@ _SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "generation", "de
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what apiserver's generateName uses
 
 
+_now_cache: tuple[int, str] = (0, "")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _now_cache
+    now = int(time.time())
+    if _now_cache[0] != now:  # one strftime a second, not one per write
+        _now_cache = (now, datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _now_cache[1]
 
 
 @dataclass
@@ -99,6 +107,10 @@ def parse_body(raw: bytes) -> Any:
         raise bad_request("the body of the request was in an unknown format - accepted media types include: "
                           "application/json, application/yaml")
     try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # what orjson refuses but Go's decoder takes: integers beyond 64 bits
         return json.loads(raw)
     except ValueError:
         pass

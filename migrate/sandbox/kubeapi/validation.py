@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from .resources import ResourceType
 from .status import ApiError, bad_request, invalid
+
+if TYPE_CHECKING:
+    from .schemas import SchemaValidator
 
 Cause = tuple[str, str, str]  # (reason, field, message)
 
@@ -111,7 +114,7 @@ def _unknown_fields(err: jsonschema.ValidationError) -> list[str]:
     return [k for k in inst if k not in known and not any(re.search(p, k) for p in patterns)]
 
 
-def check_schema(rt: ResourceType, validator: jsonschema.Draft202012Validator | None, obj: dict[str, Any],
+def check_schema(rt: ResourceType, validator: SchemaValidator | None, obj: dict[str, Any],
                  field_validation: str) -> list[str]:
     """Validate `obj` in place. Unknown fields are removed (as decoding into Go structs would) and reported
     as warnings, or refused when fieldValidation=Strict. Returns warnings for the Warning header."""
