@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,13 @@ class Emulator:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+    def wait_idle(self) -> float:
+        """Until the emulator's controllers have nothing queued: a cluster at rest, as before a migration."""
+        start = time.perf_counter()
+        with urllib.request.urlopen(f"{self.url}/_sandbox/idle", timeout=70) as resp:
+            resp.read()
+        return time.perf_counter() - start
 
 
 def seed(em: Emulator, docs: list[Obj]) -> float:
@@ -233,7 +241,7 @@ def main() -> None:
         ems = {n: Emulator(n, work) for n in ("old", "new", "ref")}
         try:
             print(f"seeding the old cluster: {seed(ems['old'], docs):.1f} s (setup, not measured)")
-            time.sleep(2)  # let the old cluster's controllers settle (ReplicaSets, status)
+            print(f"old cluster's controllers at rest after {ems['old'].wait_idle():.1f} s more (setup)")
             sanitized = work / "sanitized.yaml"
             ours = run_child(args, ems["old"], ems["new"], args.qps, sanitized)
             n = ours["objects"]
@@ -264,7 +272,7 @@ def main() -> None:
             ems = {n: Emulator(n, work) for n in ("old", "new")}
             try:
                 seed(ems["old"], sample)
-                time.sleep(1)
+                ems["old"].wait_idle()
                 default_qps = Replay().qps
                 d = run_child(args, ems["old"], ems["new"], default_qps, None)
                 print(f"\nat the default rate limit ({default_qps:g} qps, concurrency {args.concurrency}), "

@@ -7,6 +7,8 @@ import hashlib
 import json
 from typing import Any, NamedTuple
 
+import orjson
+
 Obj = dict[str, Any]
 
 
@@ -66,9 +68,9 @@ def dig(obj: Any, *path: str | int) -> Any:
 def clone(obj: Obj) -> Obj:
     # JSON round trip is faster than deepcopy for plain JSON data and drops anything non-JSON.
     try:
-        out: Obj = json.loads(json.dumps(obj))
+        out: Obj = orjson.loads(orjson.dumps(obj))
         return out
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
         return copy.deepcopy(obj)
 
 

@@ -111,3 +111,17 @@ def test_crd_schema_agrees_with_jsonschema() -> None:
 def test_crd_constraints_are_enforced_by_the_fast_path(bad: dict[str, Any]) -> None:
     obj = {"apiVersion": "kopf.dev/v1", "kind": "KopfExample", "metadata": {"name": "e"}, "spec": bad}
     assert not crd_validator(_KOPF_CRD_SCHEMA).passes_compiled(obj)
+
+
+def test_compiled_code_is_cached_and_a_corrupt_cache_entry_is_rebuilt(tmp_path: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    obj = {"apiVersion": "kopf.dev/v1", "kind": "KopfExample", "metadata": {"name": "e"}, "spec": {"field": "a"}}
+    assert crd_validator(_KOPF_CRD_SCHEMA).passes_compiled(obj)
+    entries = list((tmp_path / "migrate-sandbox" / "validators").iterdir())
+    assert len(entries) == 1
+    entries[0].write_bytes(b"\x00garbage")
+    v = crd_validator(_KOPF_CRD_SCHEMA)
+    assert v.passes_compiled(obj)
+    assert not v.passes_compiled({**obj, "spec": {"field": "UPPER"}})
+    assert entries[0].read_bytes() != b"\x00garbage"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import random
 import time
@@ -32,7 +31,7 @@ from .status import (
     not_found,
     success,
 )
-from .store import Bucket, Event, Obj, Store
+from .store import Bucket, Event, Obj, Store, clone
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -438,7 +437,7 @@ class KubeAPI:
     def _write(self, req: Request, old: Obj, new: Obj, manager: str, applied: bool = False) -> Response:
         """Replace `old` with `new` (a full object from PUT or a patch). Caller holds the store lock."""
         rt = req.rt
-        new = copy.deepcopy(new)
+        new = clone(new)
         new["apiVersion"], new["kind"] = rt.api_version, rt.kind
         meta = new.setdefault("metadata", {})
         old_meta = old["metadata"]
@@ -459,13 +458,13 @@ class KubeAPI:
         status_sub = req.subresource == "status"
         if status_sub:
             # Only status changes through /status; everything else stays as stored.
-            new = {**copy.deepcopy(old), "status": new.get("status")}
+            new = {**clone(old), "status": new.get("status")}
             if new["status"] is None:
                 new.pop("status")
             meta = new["metadata"]
         elif "status" in rt.subresources:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = clone(old["status"])
             else:
                 new.pop("status", None)
         if rt.kind == "Service" and rt.group == "":
@@ -532,7 +531,7 @@ class KubeAPI:
         with self.store.lock:
             old = self._get_live(req)
             # Patch a private copy: stored objects are shared with readers and must never change in place.
-            base = copy.deepcopy(self._scale_of(rt, old) if req.subresource == "scale" else self.present(rt, old))
+            base = clone(self._scale_of(rt, old) if req.subresource == "scale" else self.present(rt, old))
             try:
                 if ctype == JSON_PATCH:
                     new = patch.json_patch(base, body)
@@ -625,7 +624,7 @@ class KubeAPI:
         if want_rv and want_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt, req.name, "the object has been modified; please apply your changes to the latest "
                                          "version and try again")
-        new = copy.deepcopy(old)
+        new = clone(old)
         spec_path = (rt.scale_paths or (".spec.replicas", ""))[0]
         _set(new, spec_path, replicas)
         sub_req = Request("update", rt, req.namespace, req.name, "", req.query, b"", "", req.user_agent)
@@ -664,7 +663,7 @@ class KubeAPI:
         if pending:
             if meta.get("deletionTimestamp"):
                 return Response(200, self.present(rt, old))
-            new = copy.deepcopy(old)
+            new = clone(old)
             nm = new["metadata"]
             nm["deletionTimestamp"] = now_iso()
             nm["deletionGracePeriodSeconds"] = 0
@@ -701,7 +700,7 @@ class KubeAPI:
                     if not any(r.get("uid") == owner_uid for r in refs):
                         continue
                     if policy == "Orphan" or len(refs) > 1:
-                        new = copy.deepcopy(obj)
+                        new = clone(obj)
                         new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
                         if not new["metadata"]["ownerReferences"]:
                             new["metadata"].pop("ownerReferences")
@@ -736,7 +735,7 @@ class KubeAPI:
             old = self.store.get(_bucket(rt), namespace, name)
             if old is None:
                 return None
-            new = copy.deepcopy(old)
+            new = clone(old)
             mutate(new)
             if new == old:
                 return None
@@ -752,7 +751,7 @@ class KubeAPI:
     def create_internal(self, rt: ResourceType, obj: Obj, manager: str = "kube-controller-manager") -> Obj | None:
         req = Request("create", rt, obj["metadata"].get("namespace", ""), query={"fieldManager": manager})
         try:
-            return self._create_obj(req, copy.deepcopy(obj), manager, "Update").body
+            return self._create_obj(req, clone(obj), manager, "Update").body
         except ApiError:
             return None
 

@@ -3,11 +3,11 @@ fields a manager stops applying). Field sets use the same FieldsV1 encoding as t
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 from .schemas import SchemaNode
+from .store import clone
 
 Path = tuple[str, ...]
 _ITEM = object()  # marks "this list item exists" in a field set
@@ -127,6 +127,9 @@ def record_update(old: dict[str, Any] | None, new: dict[str, Any], manager: str,
         if _same_entry(e, manager, "Update", subresource):
             mine = owned
             continue
+        if owned.isdisjoint(changed) and owned.isdisjoint(removed):
+            out.append(e)  # untouched by this write: keep its encoding rather than rebuild it
+            continue
         owned = owned - changed - removed
         if owned:
             out.append(dict(e, fieldsV1=to_fields_v1(owned)))
@@ -175,13 +178,13 @@ def ssa_merge(live: Any, applied: Any, meta: SchemaNode | None) -> Any:
                 tok = _key_token(item, keys)
                 idx = next((i for i, x in enumerate(res) if _key_token(x, keys) == tok), None)
                 if idx is None:
-                    res.append(copy.deepcopy(item))
+                    res.append(clone(item))
                 else:
                     res[idx] = ssa_merge(res[idx], item, im)
             return res
         if "merge" in meta.strategy().split(","):
             return live + [v for v in applied if v not in live]
-    return copy.deepcopy(applied)
+    return clone(applied)
 
 
 def _remove_path(obj: Any, p: Path) -> None:
@@ -221,7 +224,7 @@ def apply(live: dict[str, Any] | None, applied: dict[str, Any], manager: str, fo
     status = subresource == "status"
     applied_l = leaves(applied, meta, status)
     if live is None:
-        new = copy.deepcopy(applied)
+        new = clone(applied)
         new.setdefault("metadata", {})["managedFields"] = [
             _entry(manager, "Apply", api_version, now, applied_l, subresource)]
         return new
@@ -244,7 +247,7 @@ def apply(live: dict[str, Any] | None, applied: dict[str, Any], manager: str, fo
         others.append((e, owned - clash if force else owned))
     if conflicts:
         raise ApplyConflict(conflicts)
-    new = ssa_merge(copy.deepcopy(live), applied, meta)
+    new = ssa_merge(clone(live), applied, meta)
     still_owned = set().union(*(o for _, o in others)) if others else set()
     for p in sorted(prev_mine - set(applied_l) - still_owned, key=len):
         if any(q[:len(p)] == p for q in still_owned):

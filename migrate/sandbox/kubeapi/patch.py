@@ -3,8 +3,9 @@ strategic merge patch, whose list semantics come from the `x-kubernetes-patch-*`
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Protocol
+
+from .store import clone
 
 
 class PatchError(Exception):
@@ -90,7 +91,7 @@ def _remove(doc: Any, tokens: list[str]) -> tuple[Any, Any]:
 def json_patch(doc: Any, ops: Any) -> Any:
     if not isinstance(ops, list):
         raise PatchError("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
+    doc = clone(doc)
     for op in ops:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise PatchError(f"invalid JSON patch operation: {op!r}")
@@ -98,19 +99,19 @@ def json_patch(doc: Any, ops: Any) -> Any:
         if kind in ("add", "replace", "test") and "value" not in op:
             raise PatchError(f"{kind} operation does not have a value")
         if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op["value"]))
+            doc = _add(doc, path, clone(op["value"]))
         elif kind == "remove":
             doc, _ = _remove(doc, path)
         elif kind == "replace":
             _resolve(doc, path)  # must exist
             doc, _ = _remove(doc, path) if path else (doc, None)
-            doc = _add(doc, path, copy.deepcopy(op["value"]))
+            doc = _add(doc, path, clone(op["value"]))
         elif kind in ("move", "copy"):
             src = _split(op.get("from", ""))
             if kind == "move":
                 doc, value = _remove(doc, src)
             else:
-                value = copy.deepcopy(_resolve(doc, src))
+                value = clone(_resolve(doc, src))
             doc = _add(doc, path, value)
         elif kind == "test":
             if _resolve(doc, path) != op["value"]:
@@ -125,7 +126,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
 
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
         if v is None:

@@ -9,7 +9,6 @@ PVC controller binds; claims outlive their pods (the default Retain policy), as 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import secrets
@@ -17,7 +16,7 @@ from collections.abc import Callable
 
 from .api import KubeAPI, now_iso
 from .resources import ResourceType
-from .store import Obj
+from .store import Obj, clone
 
 # The letters Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -127,7 +126,7 @@ class Pods:
         meta = owner["metadata"]
         ns = meta["namespace"]
         tmeta = template.get("metadata") or {}
-        spec = copy.deepcopy(template.get("spec") or {})
+        spec = clone(template.get("spec") or {})
         spec.setdefault("restartPolicy", "Always")
         spec.setdefault("dnsPolicy", "ClusterFirst")
         spec.setdefault("schedulerName", "default-scheduler")
@@ -241,7 +240,7 @@ class Pods:
             out[tname] = claim
             if self.api.store.get(("", "persistentvolumeclaims"), meta["namespace"], claim) is not None:
                 continue
-            tspec = copy.deepcopy(tmpl.get("spec") or {})
+            tspec = clone(tmpl.get("spec") or {})
             tspec.setdefault("volumeMode", "Filesystem")
             made = self.api.create_internal(self._rt(("", "persistentvolumeclaims")), {
                 "apiVersion": "v1", "kind": "PersistentVolumeClaim",

@@ -292,8 +292,13 @@ class _Handler(BaseHTTPRequestHandler):
             events.close()
 
     def _control(self, method: str, path: str, body: bytes) -> None:
-        """Sandbox-only endpoints for the daemon: fault injection."""
+        """Sandbox-only endpoints: fault injection, and `GET /_sandbox/idle` (200 once the controllers have
+        nothing queued, 503 after 60 s) for benchmarks that must start from a cluster at rest."""
         faults = self.server.owner.faults
+        if path.rstrip("/") == "/_sandbox/idle" and method == "GET":
+            idle = self.server.owner.controllers.wait_idle(60)
+            self._send(200 if idle else 503, {"idle": idle})
+            return
         if path.rstrip("/") != "/_sandbox/faults":
             raise ApiError(404, "the server could not find the requested resource", "NotFound")
         if method == "POST":

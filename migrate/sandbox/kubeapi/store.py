@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 Obj = dict[str, Any]
 Bucket = tuple[str, str]  # (group, plural): objects of one resource, whatever version they were written in
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of JSON data: an orjson round trip is several times faster than copy.deepcopy."""
+    try:
+        return orjson.loads(orjson.dumps(obj))
+    except TypeError:  # not JSON (an integer beyond 64 bits, say)
+        return copy.deepcopy(obj)
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,9 @@ class Store:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self._objects: dict[Bucket, dict[tuple[str, str], Obj]] = {}
+        # The same objects by namespace: controllers list one namespace per reconcile, and a scan of the
+        # whole bucket made a 1,000-Deployment replay quadratic.
+        self._by_ns: dict[Bucket, dict[str, dict[str, Obj]]] = {}
         self._rv = 1
         self._events: deque[Event] = deque(maxlen=event_log_size)
         self._compacted_rv = 0  # rv of the newest event that fell out of the log
@@ -60,13 +74,17 @@ class Store:
 
     def objects(self, bucket: Bucket, namespace: str | None = None) -> list[Obj]:
         with self.lock:
+            if namespace is not None:
+                named = self._by_ns.get(bucket, {}).get(namespace, {})
+                return [named[n] for n in sorted(named)]
             items = self._objects.get(bucket, {})
-            keys = sorted(k for k in items if namespace is None or k[0] == namespace)
-            return [items[k] for k in keys]
+            return [items[k] for k in sorted(items)]
 
     def count(self, bucket: Bucket, namespace: str | None = None) -> int:
         with self.lock:
-            return sum(1 for k in self._objects.get(bucket, {}) if namespace is None or k[0] == namespace)
+            if namespace is not None:
+                return len(self._by_ns.get(bucket, {}).get(namespace, {}))
+            return len(self._objects.get(bucket, {}))
 
     def put(self, bucket: Bucket, obj: Obj) -> Obj:
         """Store `obj` (ADDED or MODIFIED), stamping a fresh resourceVersion into it."""
@@ -78,6 +96,7 @@ class Store:
             self._rv += 1
             meta["resourceVersion"] = str(self._rv)
             items[key] = obj
+            self._by_ns.setdefault(bucket, {}).setdefault(key[0], {})[key[1]] = obj
             self._emit(Event(self._rv, "ADDED" if prev is None else "MODIFIED", bucket, key[0], obj, prev))
             return obj
 
@@ -86,6 +105,10 @@ class Store:
             prev = self._objects.get(bucket, {}).pop((namespace, name), None)
             if prev is None:
                 return None
+            named = self._by_ns[bucket][namespace]
+            del named[name]
+            if not named:
+                del self._by_ns[bucket][namespace]
             self._rv += 1
             # A real server reports the deletion with a fresh resourceVersion on the object.
             gone = dict(prev)
@@ -98,6 +121,7 @@ class Store:
             for (ns, name) in list(self._objects.get(bucket, {})):
                 self.remove(bucket, ns, name)
             self._objects.pop(bucket, None)
+            self._by_ns.pop(bucket, None)
 
     def _emit(self, ev: Event) -> None:
         if len(self._events) == self._events.maxlen:
