@@ -126,11 +126,15 @@ class Emulator:
 
 
 def seed(em: Emulator, docs: list[Obj]) -> float:
+    return seed_client(em.kubeconfig, em.name, docs)
+
+
+def seed_client(kubeconfig: Path, context: str | None, docs: list[Obj]) -> float:
     """Setup, not measured against anything: fill the old cluster quickly."""
     start = time.perf_counter()
     items = [Planned(key_of(d), d, phase_of(key_of(d))) for d in docs]
     items.sort(key=lambda it: sort_key(it.key))
-    with KubeClient.from_kubeconfig(str(em.kubeconfig), em.name, qps=None, pool_size=10) as k:
+    with KubeClient.from_kubeconfig(str(kubeconfig), context, qps=None, pool_size=10) as k:
         results = Applier(k, ApplyOptions(concurrency=8)).run(items)
     failed = [r for r in results if r.action == "failed"]
     if failed:

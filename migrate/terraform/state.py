@@ -18,7 +18,7 @@ from typing import Any
 
 from migrate.errors import StateError
 from migrate.terraform import _tfjson
-from migrate.terraform.address import Address, ModuleStep, parse_address
+from migrate.terraform.address import Address, ModuleStep, format_key, parse_address
 from migrate.terraform.address import parse_module as _parse_module_uncached
 
 SUPPORTED_VERSION = 4
@@ -229,8 +229,12 @@ class State:
     def addresses(self) -> list[str]:
         """Instance addresses in state order, as ``terraform state list`` prints them."""
         seen: dict[str, None] = {}
-        for inst in self.instances():
-            seen.setdefault(str(inst.address), None)
+        for res in self.resources:
+            # One Address per resource, not per instance: 38,000 instances made this a tenth of a duplicate.
+            base = str(Address(parse_module(res.get("module", "")), res.get("mode", "managed"), res["type"],
+                               res["name"]))
+            for obj in res.get("instances", []):
+                seen.setdefault(base + format_key(obj["index_key"]) if "index_key" in obj else base, None)
         return list(seen)
 
     def _matches(self, pats: list[Address]) -> tuple[list[tuple[int, int, str]], list[bool]]:
