@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -247,17 +248,26 @@ def classify(obj: Obj, cfg: Replay, plural: str = "") -> str | None:
 # --- listing ------------------------------------------------------------------------------------------
 
 
+LIST_WORKERS = 4  # types listed at once: a busy API server answers several lists faster than one after another
+
+
 def iter_objects(kube: KubeClient, types: list[ResourceType],
                  warnings: list[str]) -> Iterator[tuple[ResourceType, Obj]]:
-    for t in types:
+    """Every object of `types`, in type order. Types are listed LIST_WORKERS at a time."""
+    def fetch(t: ResourceType) -> tuple[list[Obj], str | None]:
         try:
-            for obj in kube.list_pages(t.path()):
-                yield t, obj
+            return list(kube.list_pages(t.path())), None
         except KubeApiError as e:
             if e.status in (403, 404, 405):
-                warnings.append(f"cannot list {t.plural}.{t.group or 'core'}: {e.summary()}")
-                continue
+                return [], f"cannot list {t.plural}.{t.group or 'core'}: {e.summary()}"
             raise
+
+    with ThreadPoolExecutor(max_workers=LIST_WORKERS, thread_name_prefix="export") as pool:
+        for t, (objs, warning) in zip(types, pool.map(fetch, types), strict=True):
+            if warning:
+                warnings.append(warning)
+            for obj in objs:
+                yield t, obj
 
 
 def _kind_skipped(t: ResourceType, cfg: Replay) -> str | None:
