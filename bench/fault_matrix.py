@@ -142,7 +142,7 @@ def main() -> int:
     day = time.strftime("%Y-%m-%d")
     lines = ["# Fault matrix", "", f"`python bench/fault_matrix.py` on {day}: the dev migration on",
              "the sandbox, killed with SIGKILL, then resumed with the same command. Verdict: "
-             + ("**every case completed, no side effect repeated, 0 failed probe requests**." if ok
+             + ("**every case completed, no side effect repeated, 0 failed probe requests, 0 lost writes**." if ok
                 else "**some cases failed (see the table)**."),
              f"Machine load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}.", "",
              "| case | first run exit | killed after | resume exit | resume time | probe requests | failed "
