@@ -17,6 +17,11 @@ from migrate.redact import redact
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
+# libyaml's emitter when PyYAML was built with it: the pure-Python one was half of `invoke plan`'s time on
+# 10,000 objects. Both are the safe dumper, so the review manifests hold the same data.
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def write_private(path: Path, text: str) -> None:
     """Atomic write with mode 0600: a reader (or a resumed run) sees the old file or the new, never half."""
     atomic_write(path, text)
@@ -44,7 +49,8 @@ def manifest_path(key: Key, phase: int) -> str:
 def write_manifest(root: Path, key: Key, phase: int, obj: Obj) -> Path:
     path = root / manifest_path(key, phase)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(for_review(obj), sort_keys=False, default_flow_style=False), encoding="utf-8")
+    text = yaml.dump(for_review(obj), Dumper=_DUMPER, sort_keys=False, default_flow_style=False, allow_unicode=False)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
