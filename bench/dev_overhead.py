@@ -15,16 +15,16 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scratch import scratch_config  # noqa: E402
 
 from migrate.config import load_config  # noqa: E402
 from migrate.sandbox import down, ensure_running, env_vars  # noqa: E402
@@ -35,12 +35,7 @@ def _ts(text: str) -> float:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
-    cfg = yaml.safe_load((ROOT / "migrate.yaml").read_text())
-    cfg["sandbox"]["state_dir"] = str(work / "sandbox")
-    for env in cfg["environments"].values():
-        env["terraform"]["root"] = str(ROOT / env["terraform"]["root"])
-    (work / "migrate.yaml").write_text(yaml.safe_dump(cfg))
+    work, _ = scratch_config("bench-overhead-")
     traffic = load_config(work / "migrate.yaml").env("dev").traffic
     baseline_s = float(traffic.baseline) if traffic is not None else 0.0
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -17,16 +17,17 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scratch import scratch_config  # noqa: E402
 
 from migrate.sandbox import down, ensure_running, env_vars  # noqa: E402
 
@@ -120,12 +121,7 @@ def main() -> int:
     parser.add_argument("--cases", default="")
     args = parser.parse_args()
     cases = args.cases.split(",") if args.cases else [f"after-done:{s}" for s in STEPS] + list(_MID)
-    work = Path(tempfile.mkdtemp(prefix="fault-matrix-"))
-    cfg = yaml.safe_load((ROOT / "migrate.yaml").read_text())
-    cfg["sandbox"]["state_dir"] = str(work / "sandbox")
-    for env in cfg["environments"].values():
-        env["terraform"]["root"] = str(ROOT / env["terraform"]["root"])
-    (work / "migrate.yaml").write_text(yaml.safe_dump(cfg))
+    work, _ = scratch_config("fault-matrix-")
     results = []
     try:
         for case in cases:

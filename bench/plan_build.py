@@ -19,18 +19,16 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from replay_apply import MIX, manifests, seed_client  # noqa: E402
+from scratch import scratch_config  # noqa: E402
 
 from migrate.sandbox import down, ensure_running, env_vars  # noqa: E402
 from migrate.terraform.backends import make_backend  # noqa: E402
@@ -80,12 +78,7 @@ def main() -> int:
     p.add_argument("--objects", type=int, default=10_000)
     p.add_argument("--resources", type=int, default=5_000)
     args = p.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-plan-"))
-    cfg = yaml.safe_load((ROOT / "migrate.yaml").read_text())
-    cfg["sandbox"]["state_dir"] = str(work / "sandbox")
-    for env in cfg["environments"].values():
-        env["terraform"]["root"] = str(ROOT / env["terraform"]["root"])
-    (work / "migrate.yaml").write_text(yaml.safe_dump(cfg))
+    work, cfg = scratch_config("bench-plan-")
     try:
         os.environ.update(env_vars(ensure_running(work / "sandbox", timeout=60)))
         kubeconfig = work / "sandbox" / "kubeconfigs" / "dev-blue.yaml"
