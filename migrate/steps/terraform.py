@@ -269,15 +269,13 @@ class DetachClusterStep:
         tf = _tf(ctx)
         backend = backend_for(ctx)
         dup = ctx.outputs_of_kind(DuplicateWorkspaceStep.kind)
-        if dup.get("md5") and "excluded" in dup:
-            # The copy still holds exactly the bytes duplicate-workspace wrote (and verified) without the
-            # cluster: nothing to remove, and a digest is far cheaper than parsing a large state again.
-            with backend.locked(tf.new_workspace, "migrate: detach-cluster check") as lock:
-                if backend.stored_md5(tf.new_workspace, lock) == dup["md5"]:
-                    ctx.log(f"{tf.new_workspace}: already done, unchanged since it was copied without the "
-                            f"{len(dup['excluded'])} cluster-owned addresses")
-                    return {"removed": 0, "serial": dup.get("serial"), "already_done": True,
-                            "verified_by_digest": True}
+        # The copy still holds exactly the bytes duplicate-workspace wrote (and verified) without the
+        # cluster: nothing to remove, and a digest is far cheaper than parsing a large state again.
+        # A read-only look needs no lock: an object is replaced whole, and nothing is written here.
+        if dup.get("md5") and "excluded" in dup and backend.stored_md5(tf.new_workspace) == dup["md5"]:
+            ctx.log(f"{tf.new_workspace}: already done, unchanged since it was copied without the "
+                    f"{len(dup['excluded'])} cluster-owned addresses")
+            return {"removed": 0, "serial": dup.get("serial"), "already_done": True, "verified_by_digest": True}
         # The old state is read only if the copy still holds a cluster-owned address (the cleanup case).
         r = detach(backend, tf.new_workspace, self._addresses(step), missing_ok=True,
                    only_objects_of=lambda: _read(backend, tf.workspace))

@@ -278,3 +278,57 @@ def test_make_backend(tmp_path: Path) -> None:
         make_backend("azurerm")
     with pytest.raises(ConfigError, match="bad settings"):
         make_backend("local", nope=1)
+
+
+def _count_calls(client: Any) -> list[str]:
+    seen: list[str] = []
+    client.meta.events.register("before-send", lambda **kw: seen.append(kw["event_name"].rsplit(".", 1)[-1]))
+    return seen
+
+
+class _Overwritten(S3Backend):
+    """A writer that slips in right after our PUT (with a consistent digest): the read-back must notice."""
+
+    def _put(self, ws: str, data: bytes, lock: Any) -> None:
+        super()._put(ws, data, lock)
+        self.s3.put_object(Bucket=self.bucket, Key=self.path(ws), Body=data.replace(b"lin-old", b"lin-foo"))
+
+
+def test_s3_read_back_by_etag_catches_a_replaced_object(aws: Any, tmp_path: Path) -> None:
+    b = _Overwritten(aws.bucket, KEY, dynamodb_table=aws.table, endpoint_url=aws.endpoint,
+                     backup_dir=tmp_path / "bk")
+    with b.locked("default", "seed") as lock, pytest.raises(StateError, match="read-back check failed"):
+        b.write("default", sample_state(), lock)
+
+
+@pytest.mark.parametrize("kms", [False, True])
+def test_s3_stored_md5_is_a_head_unless_the_etag_is_no_digest(aws: Any, tmp_path: Path, kms: bool) -> None:
+    # With SSE-KMS, S3's ETag is not the MD5 of the bytes: those are read back and hashed instead.
+    b = S3Backend(aws.bucket, KEY, dynamodb_table=aws.table, endpoint_url=aws.endpoint,
+                  backup_dir=tmp_path / "bk", encrypt=kms, kms_key_id="alias/state" if kms else None)
+    with b.locked("default", "seed") as lock:
+        res = b.write("default", sample_state(), lock)
+    assert res.md5 == hashlib.md5(b._read_raw("default") or b"").hexdigest()
+    calls = _count_calls(b.s3)
+    assert b.stored_md5("default") == res.md5
+    assert calls == (["HeadObject", "GetObject"] if kms else ["HeadObject"])
+
+
+def test_s3_release_is_one_conditional_delete_and_never_frees_a_successors_lock(aws: Any, tmp_path: Path) -> None:
+    b = S3Backend(aws.bucket, KEY, dynamodb_table=aws.table, endpoint_url=aws.endpoint, backup_dir=tmp_path / "bk")
+    lock = b.lock("default", "ours")
+    calls = _count_calls(b.ddb)
+    b.unlock(lock)
+    assert calls == ["DeleteItem"] and b.holder("default") is None
+    stale = b.lock("default", "ours, then force-unlocked")
+    b.force_unlock("default", stale.id)
+    theirs = b.lock("default", "someone after us")
+    with pytest.raises(LockError, match="locked by"):
+        b.unlock(stale)
+    held = b.holder("default")
+    assert held is not None and theirs.id == held.ID
+    b.unlock(theirs)
+    gone = b.lock("default", "released twice")
+    b.force_unlock("default", gone.id)
+    b.unlock(gone)  # already gone: nothing of ours is left to release
+    assert b.holder("default") is None

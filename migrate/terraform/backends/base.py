@@ -227,13 +227,17 @@ class Backend(ABC):
         prior = self._read_raw(ws, lock)
         return self._backup(ws, prior) if prior else None
 
-    def _stored_md5(self, ws: str, lock: LockHandle) -> str:
+    def _stored_md5(self, ws: str, lock: LockHandle | None) -> str:
         """MD5 of what is stored now, read back from the backend."""
         return hashlib.md5(self._read_raw(ws, lock) or b"").hexdigest()
 
-    def stored_md5(self, ws: str, lock: LockHandle) -> str:
-        """MD5 of the bytes stored for ``ws`` now, without parsing them (under the caller's lock)."""
-        self.check_lock(ws, lock)
+    def stored_md5(self, ws: str, lock: LockHandle | None = None) -> str:
+        """MD5 of the bytes stored for ``ws`` now, without parsing them. With ``lock``, checked to be
+        ours first; without, a read-only look (a stored object is replaced whole, never seen half-written)."""
+        if lock is not None:
+            self.check_lock(ws, lock)
+        else:
+            check_workspace_name(ws)
         return self._stored_md5(ws, lock)
 
     def _backup_before_delete(self, ws: str, prior: bytes) -> str:

@@ -16,6 +16,7 @@ Layout: the default workspace at ``key``, others at ``<workspace_key_prefix>/<ws
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from migrate.terraform.backends.base import (
     held_error,
 )
 
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")
 _RETRYABLE = {"Throttling", "ThrottlingException", "RequestTimeout", "SlowDown", "InternalError",
               "ServiceUnavailable", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
 
@@ -207,7 +209,20 @@ class S3Backend(Backend):
         p = self.backup_dir / self.path(ws)
         return str(backup_file(p.parent, p.name, body.iter_chunks(1 << 20)))
 
-    def _stored_md5(self, ws: str, lock: LockHandle) -> str:
+    def _stored_md5(self, ws: str, lock: LockHandle | None) -> str:
+        # S3 defines the ETag of a single-part object stored plain or with SSE-S3 as the MD5 of the bytes it
+        # stored, so a HEAD answers without downloading 50 MB. Other ETags (SSE-KMS, SSE-C, multipart, some
+        # S3-compatible stores) are no digest: those bytes are read back and hashed.
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.path(ws))
+        except Exception as e:
+            if _code(e) in ("404", "NoSuchKey", "NotFound"):
+                return hashlib.md5(b"").hexdigest()
+            raise aws_error(e, "cannot check the state object", self.where(ws)) from e
+        etag = str(head.get("ETag", "")).strip('"').lower()
+        if (_MD5_HEX.fullmatch(etag) and not str(head.get("ServerSideEncryption", "")).startswith("aws:kms")
+                and "SSECustomerAlgorithm" not in head):
+            return etag
         body = self._stream(self.path(ws))
         digest = hashlib.md5()
         for chunk in body.iter_chunks(1 << 20) if body is not None else ():
@@ -302,7 +317,8 @@ class S3Backend(Backend):
                     got = self._ddb_holder(ws)
                     raise held_error(ws, self.where(ws), got[0] if got else LockInfo("?", "?")) from e
                 raise aws_error(e, "cannot take the DynamoDB lock", f"dynamodb:{self.table}") from e
-        return LockHandle(self, ws, info)
+        # The exact Info we put: releasing is then one conditional delete, with no read first.
+        return LockHandle(self, ws, info, extra={"ddb_info": body.decode()})
 
     def _delete_lockfile(self, ws: str, lock_id: str) -> None:
         current = self._file_holder(ws)
@@ -315,13 +331,14 @@ class S3Backend(Backend):
         except Exception as e:
             raise aws_error(e, "cannot delete the lock file", self.where(ws) + ".tflock") from e
 
-    def _delete_ddb_lock(self, ws: str, lock_id: str) -> None:
-        got = self._ddb_holder(ws)
-        if got is None:
-            return
-        info, raw = got
-        if lock_id != info.ID:
-            raise held_error(ws, self.where(ws), info)
+    def _delete_ddb_lock(self, ws: str, lock_id: str, raw: str | None = None) -> None:
+        if raw is None:
+            got = self._ddb_holder(ws)
+            if got is None:
+                return
+            info, raw = got
+            if lock_id != info.ID:
+                raise held_error(ws, self.where(ws), info)
         try:
             # Conditional, so a lock someone took in between is never deleted.
             self.ddb.delete_item(
@@ -330,13 +347,18 @@ class S3Backend(Backend):
             )
         except Exception as e:
             if _code(e) == "ConditionalCheckFailedException":
+                now = self._ddb_holder(ws)
+                if now is None:
+                    return  # already released (force-unlocked): nothing of ours is left
+                if lock_id != now[0].ID:
+                    raise held_error(ws, self.where(ws), now[0]) from e
                 raise LockError("the lock changed while releasing it", where=self.where(ws),
                                 hint="check who holds it now") from e
             raise aws_error(e, "cannot release the DynamoDB lock", f"dynamodb:{self.table}") from e
 
     def _unlock(self, lock: LockHandle) -> None:
         if self.table:
-            self._delete_ddb_lock(lock.workspace, lock.id)
+            self._delete_ddb_lock(lock.workspace, lock.id, lock.extra.get("ddb_info"))
         if self.use_lockfile:
             self._delete_lockfile(lock.workspace, lock.id)
 
