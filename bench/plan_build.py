@@ -7,7 +7,7 @@ and peak RSS next to the reference reads of the same inputs, measured in the sam
 replayed kinds in every namespace as JSON, and `terraform state list` of the same state file.
 Figures are printed, never asserted.
 
-    python bench/plan_build.py [--objects 10000] [--resources 5000]
+    python bench/plan_build.py [--objects 10000] [--resources 5000] [--runs 3] [--py-spy FILE]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -73,10 +74,24 @@ def kubectl_reads(kubeconfig: Path, work: Path) -> float:
     return time.perf_counter() - start
 
 
+def terraform_list(work: Path) -> float:
+    tfbin = shutil.which("terraform")
+    if not tfbin:
+        return 0.0
+    (work / "terraformrc").write_text("")
+    t0 = time.perf_counter()
+    subprocess.run([tfbin, "state", "list", f"-state={work / 'state.tfstate'}"], check=True, cwd=work,
+                   stdout=subprocess.DEVNULL, env={**os.environ, "TF_CLI_CONFIG_FILE": str(work / "terraformrc")})
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objects", type=int, default=10_000)
     p.add_argument("--resources", type=int, default=5_000)
+    p.add_argument("--runs", type=int, default=3, help="plans (and reference reads) to time, in turn")
+    p.add_argument("--py-spy", metavar="FILE", help="also profile the plan with py-spy (installed apart) into FILE "
+                   "(speedscope JSON); the timed run is then the profiled one")
     args = p.parse_args()
     work, cfg = scratch_config("bench-plan-")
     try:
@@ -88,29 +103,27 @@ def main() -> int:
         n_res, size = inflate_state(cfg, args.resources, work / "state.tfstate")
         print(f"state: {n_res:,} resources, {size / 1e6:.1f} MB (setup)")
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "migrate", "plan", "--env", "dev"], cwd=work, text=True,
-                              capture_output=True, env={**os.environ, "COLUMNS": "200"})
-        took = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        if proc.returncode != 0:
-            print(proc.stdout[-2000:], proc.stderr[-3000:], sep="\n")
-            return 1
-        manifests_written = sum(1 for _ in (work / "plans").rglob("*.yaml"))
-        print(f"\ninvoke plan --env dev: {took:.2f} s, peak RSS {max(peak, before) / 1024:.0f} MB, "
-              f"{manifests_written:,} review manifests written")
-        k = kubectl_reads(kubeconfig, work)
-        tfbin = shutil.which("terraform")
-        t0 = time.perf_counter()
-        if tfbin:
-            (work / "terraformrc").write_text("")
-            subprocess.run([tfbin, "state", "list", f"-state={work / 'state.tfstate'}"], check=True,
-                           stdout=subprocess.DEVNULL, cwd=work,
-                           env={**os.environ, "TF_CLI_CONFIG_FILE": str(work / "terraformrc")})
-        tf_s = time.perf_counter() - t0
-        print(f"reference: kubectl get (the same kinds, -A -o json): {k:.2f} s; "
-              f"terraform state list of the same state: {tf_s:.2f} s; together {k + tf_s:.2f} s")
+        cmd = [sys.executable, "-m", "migrate", "plan", "--env", "dev"]
+        if args.py_spy:
+            cmd = ["py-spy", "record", "-f", "speedscope", "-r", "200", "--idle", "-o",
+                   str(Path(args.py_spy).absolute()), "--", *cmd]
+        times, refs = [], []
+        for _ in range(1 if args.py_spy else args.runs):  # plan and references in turn: the same noise for both
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=work, text=True, capture_output=True, env={**os.environ, "COLUMNS": "200"})
+            times.append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                print(proc.stdout[-2000:], proc.stderr[-3000:], sep="\n")
+                return 1
+            refs.append(kubectl_reads(kubeconfig, work) + terraform_list(work))
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the plan's (kubectl's is smaller)
+        review = list(sorted((work / "plans").glob("dev-*/"))[-1].rglob("*.yaml"))
+        manifests_written = sum(f.read_text().count("\n---\n") + 1 for f in review)
+        print(f"\ninvoke plan --env dev, {len(times)} run(s): best {min(times):.2f} s, median "
+              f"{statistics.median(times):.2f} s ({', '.join(f'{t:.2f}' for t in times)}); peak RSS "
+              f"{peak / 1024:.0f} MB; {manifests_written:,} review manifests written in {len(review):,} files")
+        print(f"reference, kubectl get (the same kinds, -A -o json) + terraform state list of the same state: "
+              f"best {min(refs):.2f} s, median {statistics.median(refs):.2f} s")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         down(work / "sandbox")

@@ -20,7 +20,7 @@ def _credential(token: str, expires_in: int) -> str:
                        "spec": {}, "status": {"expirationTimestamp": expiry, "token": token}})
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m migrate.cloud.token", description=__doc__)
     sub = parser.add_subparsers(dest="cloud", required=True)
     eks = sub.add_parser("eks", help="an EKS bearer token (presigned STS GetCallerIdentity)")
@@ -28,19 +28,26 @@ def main(argv: list[str] | None = None) -> int:
     eks.add_argument("--region", required=True)
     eks.add_argument("--profile")
     sub.add_parser("gke", help="a Google OAuth access token from application default credentials")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def mint(argv: list[str]) -> tuple[str, int]:
+    """(token, seconds it is valid) for the plugin's arguments, in this process. MigrateError if none."""
+    args = _parser().parse_args(argv)
+    if args.cloud == "eks":
+        from migrate.cloud.aws.session import make_session
+        from migrate.cloud.aws.token import eks_token
+
+        # EKS accepts a token for 15 minutes; kubectl refreshes at expiry, so claim 14.
+        return eks_token(make_session(args.region, args.profile), args.cluster), 14 * 60
+    from migrate.cloud.gcp.auth import access_token
+
+    return access_token()
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        if args.cloud == "eks":
-            from migrate.cloud.aws.session import make_session
-            from migrate.cloud.aws.token import eks_token
-
-            # EKS accepts a token for 15 minutes; kubectl refreshes at expiry, so claim 14.
-            print(_credential(eks_token(make_session(args.region, args.profile), args.cluster), 14 * 60))
-        else:
-            from migrate.cloud.gcp.auth import access_token
-
-            token, seconds = access_token()
-            print(_credential(token, seconds))
+        print(_credential(*mint(sys.argv[1:] if argv is None else argv)))
     except MigrateError as e:
         print(f"migrate token: {e}", file=sys.stderr)
         return 1

@@ -125,6 +125,24 @@ class KubeClient:
         except (ConfigException, OSError, TypeError, ValueError) as e:
             raise ProviderError(f"cannot load kubeconfig context {context!r}: {e}", where=str(path),
                                 hint="check the kubeconfig written by the write-kubeconfig step") from e
+        return cls._configured(cfg, context, qps, pool_size, **kw)
+
+    @classmethod
+    def from_kubeconfig_dict(cls, data: dict[str, Any], context: str | None = None, *,
+                             qps: float | None = DEFAULT_QPS, pool_size: int = 16, **kw: Any) -> KubeClient:
+        """``from_kubeconfig`` for a kubeconfig held in memory (one with a token must never be written)."""
+        cfg = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_kube_config_from_dict(data, context=context, client_configuration=cfg,
+                                                         persist_config=False)
+        except (ConfigException, OSError, TypeError, ValueError) as e:
+            raise ProviderError(f"cannot load kubeconfig context {context!r}: {e}", where=f"context {context}",
+                                hint="check the cluster's endpoint and credentials") from e
+        return cls._configured(cfg, context, qps, pool_size, **kw)
+
+    @classmethod
+    def _configured(cls, cfg: Any, context: str | None, qps: float | None, pool_size: int,
+                    **kw: Any) -> KubeClient:
         cfg.connection_pool_maxsize = pool_size  # one connection per worker: keep-alive, no pool churn
         cfg.retries = False  # retries are ours: bounded, with backoff, for writes too
         cfg.client_go_retries = False

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from migrate.fileio import atomic_write
+from migrate.kube import fastyaml
 from migrate.kube.objects import Key, Obj
 from migrate.kube.order import PHASE_NAMES
 from migrate.redact import redact
@@ -40,18 +42,34 @@ def for_review(obj: Obj) -> Obj:
 
 
 def manifest_path(key: Key, phase: int) -> str:
+    """The review file an object goes to: one per phase, namespace and kind."""
     kind = f"{key.kind}.{key.group}" if key.group else key.kind
     ns = key.namespace or "_cluster"
-    name = _UNSAFE.sub("_", key.name)
-    return f"{phase:02d}-{PHASE_NAMES[phase]}/{_UNSAFE.sub('_', ns)}/{_UNSAFE.sub('_', kind)}--{name}.yaml"
+    return f"{phase:02d}-{PHASE_NAMES[phase]}/{_UNSAFE.sub('_', ns)}/{_UNSAFE.sub('_', kind)}.yaml"
 
 
-def write_manifest(root: Path, key: Key, phase: int, obj: Obj) -> Path:
-    path = root / manifest_path(key, phase)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.dump(for_review(obj), Dumper=_DUMPER, sort_keys=False, default_flow_style=False, allow_unicode=False)
-    path.write_text(text, encoding="utf-8")
-    return path
+def write_manifests(root: Path, items: Iterable[tuple[Key, int, Obj]]) -> int:
+    """Write the review manifests, one multi-document YAML file per phase, namespace and kind, the
+    documents in apply order; returns how many objects. One file per object made 10,000 files for
+    10,000 objects: creating them took longer than the rest of `invoke plan` together."""
+    files: dict[str, list[Obj]] = {}
+    n = 0
+    for key, phase, obj in items:
+        files.setdefault(manifest_path(key, phase), []).append(for_review(obj))
+        n += 1
+    for rel, docs in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"---\n{manifest_text(d)}" for d in docs), encoding="utf-8")
+    return n
+
+
+def manifest_text(obj: Obj) -> str:
+    """One document: the fast writer (kube/fastyaml.py) where it is certain, else PyYAML's safe dumper."""
+    text = fastyaml.dump(obj)
+    if text is None:
+        text = str(yaml.dump(obj, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, allow_unicode=False))
+    return text
 
 
 def render_summary_md(s: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from migrate.kube.client import APPLY_PATCH, KubeApiError, KubeClient
 from migrate.kube.discovery import ResourceType, discover, listable
 from migrate.kube.export import Exported, Skipped, export, reason_group, skip_reason
 from migrate.kube.inventory import InventoryDiff, counts, diff, inventory_hash, kind_label
-from migrate.kube.manifests import render_summary_md, write_json, write_manifest, write_private
+from migrate.kube.manifests import render_summary_md, write_json, write_manifests, write_private
 from migrate.kube.objects import Key, Obj, dig, key_of
 from migrate.kube.order import PHASE_NAMES, WEBHOOKS, phase_of, sort_key
 from migrate.kube.sanitize import sanitize
@@ -107,15 +107,17 @@ class ReplayPlan:
         }
 
 
-def build_plan(exported: Exported, cfg: Replay, names: ClusterNames, cut_done: set[str] | None = None) -> ReplayPlan:
+def build_plan(exported: Exported, cfg: Replay, names: ClusterNames, cut_done: set[str] | None = None, *,
+               sanitized: list[tuple[Obj, list[str]]] | None = None) -> ReplayPlan:
     """Sanitize and transform every exported object, in apply order, staged for the volume cut (see
-    kube/volumes.py). Pure apart from reading `exported`."""
+    kube/volumes.py). Pure apart from reading `exported`. ``sanitized``: `sanitize` of each exported object,
+    already made (the plan's facts hash them), in the same order."""
     ctx = context_of(names)
     plan = ReplayPlan(skipped=list(exported.skipped), warnings=list(exported.warnings),
                       skipped_kinds=dict(exported.skipped_kinds), context=ctx)
     cleaned = []
-    for src in exported.objects:
-        clean, rules = sanitize(src)
+    done = sanitized if sanitized is not None and len(sanitized) == len(exported.objects) else None
+    for src, (clean, rules) in zip(exported.objects, done or (sanitize(o) for o in exported.objects), strict=True):
         cleaned.append(clean)
         key = key_of(clean)
         try:
@@ -304,8 +306,7 @@ def replay(old: KubeClient | ReplayPlan, new: KubeClient, cfg: Replay, names: Cl
 def write_plan_review(plan: ReplayPlan, out_dir: Path) -> dict[str, Any]:
     out_dir = Path(out_dir)
     root = out_dir / "manifests"
-    for it in plan.items:
-        write_manifest(root, it.key, it.phase, it.obj)
+    write_manifests(root, ((it.key, it.phase, it.obj) for it in plan.items))
     summary = plan.summary()
     summary["manifests"] = str(root)
     write_json(out_dir / "summary.json", summary)

@@ -102,25 +102,26 @@ def _kinds_for(h: EnvHandle, operation: str) -> list[str]:
     return [s.kind for s in draft.steps]
 
 
-def fingerprint(h: EnvHandle, operation: str = "migrate") -> Fingerprint:
-    facts = step_facts.gather(h.context(), _kinds_for(h, operation))
+def fingerprint(h: EnvHandle, operation: str = "migrate", ctx: Context | None = None) -> Fingerprint:
+    facts = step_facts.gather(ctx or h.context(), _kinds_for(h, operation))
     return Fingerprint(config=h.loaded.env_digest(h.name), facts=facts)
 
 
-def make_plan(h: EnvHandle, operation: str = "migrate", fp: Fingerprint | None = None) -> Plan:
+def make_plan(h: EnvHandle, operation: str = "migrate", fp: Fingerprint | None = None,
+              ctx: Context | None = None) -> Plan:
     """The plan the configuration and the facts produce now (``fp``: facts already gathered)."""
-    fp = fingerprint(h, operation) if fp is None else fp
+    fp = fingerprint(h, operation, ctx) if fp is None else fp
     return build_plan(h.name, h.env, config_digest=fp.config, facts=fp.facts,
                       available=registry.available(), now=utcnow(), who=who(), operation=operation)
 
 
 def dry_run(h: EnvHandle, operation: str = "migrate") -> tuple[Plan, Path, Path]:
     """Plan and write plans/<env>-<ts>.plan.{json,md}. Changes nothing anywhere else."""
-    plan = make_plan(h, operation)
+    ctx = h.context()  # one context: the review reuses the reads the facts made (ctx.reads)
+    plan = make_plan(h, operation, ctx=ctx)
     json_path, md_path = write_plan(plan, h.loaded.resolve(h.loaded.config.plans_dir))
     # Step kinds with something to show a reviewer (the replay's manifests) write it beside the plan.
     review_dir = json_path.with_name(json_path.name.removesuffix(".plan.json"))
-    ctx = h.context()
     for kind in dict.fromkeys(s.kind for s in plan.steps if s.available):
         impl = registry.get(kind)
         review = getattr(impl, "review", None)

@@ -14,20 +14,50 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import time
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
-from moto.apigatewayv2.models import Api, ApiGatewayV2Backend
-from moto.ec2.exceptions import InvalidSubnetIdError
-from moto.ec2.models import ec2_backends
-from moto.eks.models import Cluster, EKSBackend, Nodegroup
-from moto.s3.models import S3Backend
-from moto.server import ThreadedMotoServer
-from werkzeug.exceptions import HTTPException
+import boto3.session
 
-from .clusters import ClusterRegistry
-from .faults import SandboxFaults
+
+def _share_region_lookups() -> None:
+    """moto asks a new boto3 Session for a service's regions at import and at each backend's first use, and
+    every new Session parses botocore's endpoint data again: half a second of the sandbox's start. The
+    answer is the same data whichever session gives it, so one session answers all of them."""
+    real = boto3.session.Session.get_available_regions
+    if getattr(real, "_sandbox_shared", False):
+        return
+    shared = boto3.session.Session()
+
+    @cache
+    def regions(service_name: str, partition_name: str = "aws", allow_non_regional: bool = False) -> list[str]:
+        return list(real(shared, service_name, partition_name, allow_non_regional))
+
+    def get_available_regions(self: boto3.session.Session, service_name: str, partition_name: str = "aws",
+                              allow_non_regional: bool = False) -> list[str]:
+        return list(regions(service_name, partition_name, allow_non_regional))
+
+    get_available_regions._sandbox_shared = True  # type: ignore[attr-defined]
+    boto3.session.Session.get_available_regions = get_available_regions
+
+
+_share_region_lookups()
+# Nothing in the sandbox boots an instance: moto's default AMIs (made at the EC2 backend's creation) are not needed.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+from moto.apigatewayv2.models import Api, ApiGatewayV2Backend  # noqa: E402
+from moto.ec2.exceptions import InvalidSubnetIdError  # noqa: E402
+from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.eks.models import Cluster, EKSBackend, Nodegroup  # noqa: E402
+from moto.s3.models import S3Backend  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
+from werkzeug.exceptions import HTTPException  # noqa: E402
+
+from .clusters import ClusterRegistry  # noqa: E402
+from .faults import SandboxFaults  # noqa: E402
 
 ACCOUNT_ID = "123456789012"  # moto's default account, and the one migrate.yaml names
 REGION = "us-east-1"

@@ -26,6 +26,9 @@ class Context:
     plan: Plan | None = None
     # Decommission: NAMESPACE/PVC globs whose data the operator accepts to lose (--accept-data-loss).
     accept_data_loss: tuple[str, ...] = ()
+    # Reads made once for one planning pass and shared by its parts: the dry run's review writes the very
+    # export of the old cluster that the plan's facts hashed (one list of 10,000 objects, not two).
+    reads: dict[str, Any] = field(default_factory=dict)
 
     def step_of_kind(self, kind: str) -> Step | None:
         """The plan's first step of a kind (e.g. to read the reviewed cluster spec), if any."""

@@ -24,7 +24,7 @@ from migrate.kube.volumes import Leftover, accepted, inventory, leftovers, plan_
 from migrate.plan.model import Step
 from migrate.run.failpoints import at
 from migrate.steps.base import Context
-from migrate.steps.replay import old_cluster_kubeconfig
+from migrate.steps.replay import old_cluster_client
 from migrate.steps.volume_record import DONE, read_record
 from migrate.steps.volumes import ebs_client, pd_client, pd_name
 
@@ -56,8 +56,7 @@ def _inventory(ctx: Context, kube: KubeClient) -> list[Leftover]:
 
 def read_leftovers(ctx: Context) -> list[Leftover]:
     cfg = ctx.env.replay
-    with old_cluster_kubeconfig(ctx) as (path, old_ctx), \
-            KubeClient.from_kubeconfig(path, old_ctx, qps=cfg.qps) as old:
+    with old_cluster_client(ctx, cfg.qps) as old:
         return _inventory(ctx, old)
 
 
@@ -102,8 +101,7 @@ class ProtectVolumesStep:
         return None  # apply finds its snapshots by their tags: running it again creates nothing
 
     def apply(self, step: Step, ctx: Context) -> dict[str, Any]:
-        with old_cluster_kubeconfig(ctx) as (path, old_ctx), \
-                KubeClient.from_kubeconfig(path, old_ctx, qps=ctx.env.replay.qps) as old:
+        with old_cluster_client(ctx, ctx.env.replay.qps) as old:
             left = _inventory(ctx, old)
             # The plan's reviewed acceptance, not the command line's: a resumed run has only the plan.
             refuse_unaccepted(ctx, left, tuple(step.params.get("accept_data_loss") or ()))

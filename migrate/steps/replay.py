@@ -12,7 +12,6 @@ workdir (mode 0600, written atomically):
 from __future__ import annotations
 
 import json
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from migrate.config import Replay
 from migrate.errors import ConfigError, MigrateError, ProviderError, StepFailed
 from migrate.kube.apply import FAILED, Result
 from migrate.kube.client import KubeClient
-from migrate.kube.export import export, is_owned_reason, reason_group
+from migrate.kube.export import Exported, export, is_owned_reason, reason_group
 from migrate.kube.inventory import inventory_hash
 from migrate.kube.manifests import write_json
 from migrate.kube.objects import dig, key_of
@@ -36,7 +35,7 @@ from migrate.kube.replay import (
     replay,
     report_lines,
     undo,
-    write_review,
+    write_plan_review,
 )
 from migrate.kube.sanitize import sanitize
 from migrate.kube.volumes import VolumePlan, inventory, plan_volumes, problems, workloads
@@ -61,22 +60,23 @@ def kubeconfig_of(ctx: Context) -> tuple[str, str, str]:
 
 
 @contextmanager
-def old_cluster_kubeconfig(ctx: Context) -> Iterator[tuple[str, str]]:
-    """(kubeconfig, context) for the old cluster: the run's kubeconfig once written, else a temporary one
-    (planning happens before write-kubeconfig; the file holds no token, only the exec plugin)."""
+def old_cluster_client(ctx: Context, qps: float | None) -> Iterator[KubeClient]:
+    """A client of the old cluster: through the run's kubeconfig once written, else (planning happens before
+    write-kubeconfig) from the provider's access with a token minted in this process and held in memory:
+    the exec plugin would start a second Python for every plan."""
     try:
         path, old_ctx, _new = kubeconfig_of(ctx)
-        yield path, old_ctx
-        return
     except StepFailed:
-        pass
-    from migrate.cloud.clusters import provider_for
-    from migrate.cloud.kubeconfig import write_kubeconfig
+        from migrate.cloud.clusters import provider_for
+        from migrate.cloud.kubeconfig import kubeconfig_with_token
 
-    name = ctx.env.clusters.old.name
-    with tempfile.TemporaryDirectory(prefix="migrate-plan-") as tmp:
-        written = write_kubeconfig(Path(tmp) / "kubeconfig", [provider_for(ctx.env).access(name, name)])
-        yield str(written), name
+        name = ctx.env.clusters.old.name
+        with KubeClient.from_kubeconfig_dict(kubeconfig_with_token(provider_for(ctx.env).access(name, name)), name,
+                                             qps=qps) as kube:
+            yield kube
+        return
+    with KubeClient.from_kubeconfig(path, old_ctx, qps=qps) as kube:
+        yield kube
 
 
 def _paths(ctx: Context) -> dict[str, Path]:
@@ -141,6 +141,9 @@ def _shared_file_systems(ctx: Context, vplans: list[VolumePlan]) -> list[str]:
     return warnings
 
 
+_OLD_EXPORT = "replay:old-export"
+
+
 class ReplayWorkloadsStep:
     kind: ClassVar[str] = "replay-workloads"
 
@@ -150,9 +153,10 @@ class ReplayWorkloadsStep:
     def facts(self, ctx: Context) -> dict[str, Any]:
         """The old cluster's inventory hash (keys and resourceVersions of what would be replayed)."""
         cfg = ctx.env.replay
-        with old_cluster_kubeconfig(ctx) as (path, old_ctx), \
-                KubeClient.from_kubeconfig(path, old_ctx, qps=cfg.qps) as old:
+        with old_cluster_client(ctx, cfg.qps) as old:
             exported = export(old, cfg)
+        sanitized = [sanitize(o) for o in exported.objects]
+        ctx.reads[_OLD_EXPORT] = (exported, sanitized)  # the dry run's review writes this very export
         # Counts per reason, for the plan's review. Owned objects (pods, ReplicaSets) are left out: their
         # number moves with every scale-up, and it would make a reviewed plan stale for nothing.
         reasons = Counter(reason_group(s.reason) for s in exported.skipped if not is_owned_reason(s.reason))
@@ -168,7 +172,7 @@ class ReplayWorkloadsStep:
                               hint="give each claim a strategy (snapshot, csi-snapshot, shared, or fresh when its "
                                    "data is disposable); see docs/replay.md#persistent-volumes. Nothing was changed")
         shared = _shared_file_systems(ctx, vplans)
-        return {"old_inventory": inventory_hash(sanitize(o)[0] for o in exported.objects),
+        return {"old_inventory": inventory_hash(clean for clean, _rules in sanitized),
                 "objects": len(exported.objects),
                 "skipped_by_reason": dict(sorted(reasons.items())),
                 "kube_system": sorted(str(key_of(o)) for o in exported.objects
@@ -182,8 +186,12 @@ class ReplayWorkloadsStep:
     def review(self, ctx: Context, out_dir: Path) -> dict[str, Any]:
         """Dry run: the exact manifests that would be applied (Secrets redacted) and a summary."""
         names = {"old": ctx.env.clusters.old.name, "new": ctx.env.clusters.new.name}
-        with old_cluster_kubeconfig(ctx) as (path, old_ctx):
-            return write_review(path, old_ctx, ctx.env.replay, names, out_dir)
+        # What the plan's facts exported and hashed, when they ran in this context: the review shows exactly that.
+        exported, sanitized = ctx.reads.pop(_OLD_EXPORT, (None, None))
+        if not isinstance(exported, Exported):
+            with old_cluster_client(ctx, ctx.env.replay.qps) as old:
+                exported, sanitized = export(old, ctx.env.replay), None
+        return write_plan_review(build_plan(exported, ctx.env.replay, names, sanitized=sanitized), out_dir)
 
     def is_done(self, step: Step, ctx: Context) -> dict[str, Any] | None:
         # Re-applying is idempotent and cheap (unchanged objects send no write), so the replay itself is the

@@ -59,6 +59,17 @@ def _read(backend: Backend, ws: str) -> State:
     return blob.state
 
 
+def _planned_old_state(ctx: Context) -> tuple[State, dict[str, Any]]:
+    """The old workspace's state and its ownership, read once per planning pass (``ctx.reads``): the copy's
+    and the detach's facts then describe the very same state, and a 5,000-resource state is parsed once."""
+    key = "terraform:old-state"
+    if key not in ctx.reads:
+        state = _read(backend_for(ctx), _tf(ctx).workspace)
+        ctx.reads[key] = (state, ownership(ctx, state))
+    got: tuple[State, dict[str, Any]] = ctx.reads[key]
+    return got
+
+
 def ownership(ctx: Context, state: State) -> dict[str, Any]:
     """Cluster-owned vs shared addresses, from the root module's HCL and the state, with config overrides."""
     from migrate.terraform.ownership import classify, read_root_module
@@ -133,14 +144,14 @@ class DuplicateWorkspaceStep:
     def facts(self, ctx: Context) -> dict[str, Any]:
         tf = _tf(ctx)
         backend = backend_for(ctx)
-        src = _read(backend, tf.workspace)
+        src, owned = _planned_old_state(ctx)
         facts: dict[str, Any] = {"source": {"workspace": tf.workspace, "lineage": src.lineage, "serial": src.serial},
                                  "target_exists": backend.exists(tf.new_workspace)}
         if facts["target_exists"]:
             tgt = _read_if_exists(backend, tf.new_workspace)
             facts["target"] = {"workspace": tf.new_workspace, "lineage": tgt.lineage if tgt else None,
                                "serial": tgt.serial if tgt else None}
-        facts["params"] = {"exclude": list(ownership(ctx, src)["cluster"])}
+        facts["params"] = {"exclude": list(owned["cluster"])}
         warning = version_warning(ctx, src, tf.workspace)
         if warning:
             facts["warnings"] = [warning]
@@ -247,9 +258,7 @@ class DetachClusterStep:
     kind: ClassVar[str] = "detach-cluster"
 
     def facts(self, ctx: Context) -> dict[str, Any]:
-        tf = _tf(ctx)
-        src = _read(backend_for(ctx), tf.workspace)
-        owned = ownership(ctx, src)
+        _src, owned = _planned_old_state(ctx)
         return {"ownership": owned, "params": {"addresses": owned["cluster"]}}
 
     def _addresses(self, step: Step) -> list[str]:

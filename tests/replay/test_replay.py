@@ -98,10 +98,14 @@ def test_dry_run_review_writes_exact_manifests_with_secrets_redacted(old: Cluste
     assert summary["transformed_objects"]["ServiceAccount shop/web"] == ["irsa", "origin"]
     assert any("not idempotent" in s["reason"] for s in summary["skipped"])
     files = sorted((out / "manifests").rglob("*.yaml"))
-    assert len(files) == summary["counts"]["planned"]
+    docs = {f: list(yaml.safe_load_all(f.read_text())) for f in files}
+    assert sum(len(d) for d in docs.values()) == summary["counts"]["planned"]
     assert files[0].parent.parent.name == "00-crds"
     assert files[-1].parent.parent.name == "09-webhooks"
-    secret = yaml.safe_load((out / "manifests/03-config/shop/Secret--web-db.yaml").read_text())
+    for f, in_file in docs.items():  # one file per phase, namespace and kind
+        assert {d["kind"] for d in in_file} == {f.stem.split(".")[0]}, f
+        assert {d["metadata"].get("namespace", "_cluster") for d in in_file} == {f.parent.name}, f
+    secret = next(d for d in docs[out / "manifests/03-config/shop/Secret.yaml"] if d["metadata"]["name"] == "web-db")
     assert secret["data"] == {"password": "<redacted>"}
     assert "c2VjcmV0" not in "".join(f.read_text() for f in files)
     md = (out / "summary.md").read_text()
@@ -114,8 +118,8 @@ def test_dry_run_review_writes_exact_manifests_with_secrets_redacted(old: Cluste
     assert stat.S_IMODE((out / "summary.json").stat().st_mode) == 0o600
     # The review is exactly what is applied: the same plan applied gives these objects.
     plan = build_plan(export(kold, cfg()), cfg(), NAMES)
-    web = yaml.safe_load((out / "manifests/06-workloads/shop/Deployment.apps--web.yaml").read_text())
-    assert web == next(it.obj for it in plan.items if str(it.key) == "Deployment.apps shop/web")
+    deployments = docs[out / "manifests/06-workloads/shop/Deployment.apps.yaml"]
+    assert deployments == [it.obj for it in plan.items if it.key.kind == "Deployment" and it.key.namespace == "shop"]
     assert not new.exists("v1", "Namespace", "shop")  # a dry run changes nothing
 
 

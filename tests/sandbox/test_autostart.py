@@ -38,11 +38,12 @@ def test_plan_starts_the_sandbox_when_none_is_running(tmp_path: Path) -> None:
         assert len(plans) == 1 and json.loads(plans[0].read_text())["env"] == "dev"
         # Beside the plan: the replay's exact manifests, Secrets redacted, and its summary.
         review = plans[0].with_name(plans[0].name.removesuffix(".plan.json"))
-        secrets = sorted((review / "manifests").rglob("Secret--*.yaml"))
+        secrets = [d for f in sorted((review / "manifests").rglob("Secret.yaml"))
+                   for d in yaml.safe_load_all(f.read_text())]
         assert secrets and (review / "summary.md").exists()
-        for f in secrets:
-            data = yaml.safe_load(f.read_text()).get("data") or {}
-            assert data and set(data.values()) == {"<redacted>"}, f
+        for s in secrets:
+            data = s.get("data") or {}
+            assert data and set(data.values()) == {"<redacted>"}, s["metadata"]
         # A second command finds the running sandbox instead of starting another.
         again = subprocess.run([sys.executable, "-m", "migrate", "status", "--env", "dev"], cwd=tmp_path, env=env,
                                capture_output=True, text=True, timeout=60, check=False)

@@ -124,11 +124,19 @@ class Eks:
     def __init__(self, session: boto3.Session, endpoint_url: str | None = None, *, poll_interval: float = 5.0,
                  delete_timeout: float = 1800.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.session = session
+        self.endpoint_url = endpoint_url
         self.eks = client(session, "eks", endpoint_url)
-        self.iam = client(session, "iam", endpoint_url)
+        self._iam: Any = None
         self.poll_interval = poll_interval
         self.delete_timeout = delete_timeout
         self.sleep = sleep
+
+    @property
+    def iam(self) -> Any:
+        # Made on first use: only the OIDC provider calls need it, and a client costs a tenth of a second.
+        if self._iam is None:
+            self._iam = client(self.session, "iam", self.endpoint_url)
+        return self._iam
 
     # -- reads -------------------------------------------------------------
 

@@ -102,13 +102,13 @@ class S3Backend(Backend):
         self.checksum_algorithm = checksum_algorithm  # None for S3-compatible stores without checksums
         self.backup_dir = Path(backup_dir or ".migrate/backups").absolute() / "s3" / bucket
         if s3_client is None or (dynamodb_table and dynamodb_client is None):
-            import boto3
+            from migrate.cloud.aws.session import client, make_session
 
+            session = make_session(region)
             if s3_client is None:
-                s3_client = boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
+                s3_client = client(session, "s3", endpoint_url)
             if dynamodb_table and dynamodb_client is None:
-                dynamodb_client = boto3.client("dynamodb", region_name=region,
-                                               endpoint_url=dynamodb_endpoint_url or endpoint_url)
+                dynamodb_client = client(session, "dynamodb", dynamodb_endpoint_url or endpoint_url)
         self.s3 = s3_client
         self.ddb = dynamodb_client
 
