@@ -44,6 +44,7 @@ def main() -> int:
         os.environ.update(env_vars(ensure_running(work / "sandbox", timeout=60)))
         sandbox_s = time.perf_counter() - t0
         t1 = time.perf_counter()
+        launched = time.time()
         proc = subprocess.run([sys.executable, "-m", "migrate", "migrate", "--env", "dev"], cwd=work, text=True,
                               capture_output=True, env={**os.environ, "COLUMNS": "200"})
         cli_s = time.perf_counter() - t1
@@ -78,6 +79,13 @@ def main() -> int:
     outside = cli_s - steps_s
     print(f"{'sandbox start':<26} {sandbox_s:>6.2f}s {0:>15.2f}s {sandbox_s:>8.2f}s")
     print(f"{'CLI outside the steps':<26} {outside:>6.2f}s {0:>15.2f}s {outside:>8.2f}s  (start-up, plan, probe)")
+    stamps = sorted(_ts(r["ts"]) for r in records if r["type"] in ("step.started", "step.done"))
+    if stamps:
+        before, after = stamps[0] - launched, launched + cli_s - stamps[-1]
+        between = outside - before - after
+        print(f"{'  before the first step':<26} {before:>6.2f}s  (interpreter, imports, facts, plan, run start)")
+        print(f"{'  between steps':<26} {between:>6.2f}s  (journal, is_done checks, steps found done)")
+        print(f"{'  after the last step':<26} {after:>6.2f}s  (probe stop, summary, exit)")
     total = sandbox_s + cli_s
     print(f"\ntotal wall {total:.1f} s = configured waits {waits:.1f} s + overhead {total - waits:.1f} s "
           f"(sandbox start {sandbox_s:.1f} s included)")

@@ -76,3 +76,42 @@ def test_discovery_serves_crds_in_preferred_version(old: Cluster) -> None:
     hpa = d.find("autoscaling/v2", "HorizontalPodAutoscaler")
     assert hpa is not None and hpa.path("ns", "x") == "/apis/autoscaling/v2/namespaces/ns/horizontalpodautoscalers/x"
     assert all("/" not in t.plural for t in d.types)  # no subresources
+
+
+_PLUGIN = """import datetime, json, sys
+with open(sys.argv[1], "a") as f:
+    f.write("ran\\n")
+expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=float(sys.argv[2]))
+status = {"token": "t-" + str(sum(1 for _ in open(sys.argv[1]))),
+          "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}
+print(json.dumps({"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "status": status}))
+"""
+
+
+@pytest.mark.parametrize(("valid_minutes", "runs"), [(14.0, 1), (3.0, 3)])
+def test_exec_credentials_are_reused_while_valid_beyond_the_refresh_margin(
+        old: Cluster, tmp_path: Path, valid_minutes: float, runs: int) -> None:
+    """A dev run makes a dozen clients of the same kubeconfig: the exec plugin (a new Python, a third of a
+    second) runs once while its credential stays valid, and again for each client once it is close to expiry
+    (the client itself refreshes 5 minutes early)."""
+    import sys
+
+    import yaml
+
+    plugin, count = tmp_path / "plugin.py", tmp_path / f"runs-{valid_minutes}"
+    plugin.write_text(_PLUGIN)
+    kubeconfig = tmp_path / "exec.yaml"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": old.server.url}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable,
+            "args": [str(plugin), str(count), str(valid_minutes)], "interactiveMode": "Never"}}}]}))
+    for _ in range(3):
+        with KubeClient.from_kubeconfig(str(kubeconfig), "c", qps=None) as k:
+            assert k.request("GET", "/api/v1/namespaces/default")["metadata"]["name"] == "default"
+            assert k.api.configuration.get_api_key_with_prefix("BearerToken").startswith("Bearer t-")
+    ran = count.read_text().count("ran")
+    # Near expiry the client also refreshes before requests, so "not reused" means at least once per client.
+    assert ran == runs if valid_minutes > 6 else ran >= runs
