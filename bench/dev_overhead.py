@@ -6,7 +6,7 @@ baseline before the first shift (`traffic.baseline`) and, per weight step, the D
 TTL) plus the soak. Every other second is overhead: sandbox start, planning, each step's own work, the
 report. Prints one row per step and the totals. Figures are printed, never asserted.
 
-    python bench/dev_overhead.py
+    python bench/dev_overhead.py [--timeline]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def _ts(text: str) -> float:
 
 
 def main() -> int:
+    timeline = "--timeline" in sys.argv[1:]  # also print every journal record's time since the CLI started
     work, _ = scratch_config("bench-overhead-")
     traffic = load_config(work / "migrate.yaml").env("dev").traffic
     baseline_s = float(traffic.baseline) if traffic is not None else 0.0
@@ -79,6 +80,9 @@ def main() -> int:
     outside = cli_s - steps_s
     print(f"{'sandbox start':<26} {sandbox_s:>6.2f}s {0:>15.2f}s {sandbox_s:>8.2f}s")
     print(f"{'CLI outside the steps':<26} {outside:>6.2f}s {0:>15.2f}s {outside:>8.2f}s  (start-up, plan, probe)")
+    if timeline:
+        for r in records:
+            print(f"  +{_ts(r['ts']) - launched:7.2f}s {r['type']:<16} {r.get('step', '')}")
     stamps = sorted(_ts(r["ts"]) for r in records if r["type"] in ("step.started", "step.done"))
     if stamps:
         before, after = stamps[0] - launched, launched + cli_s - stamps[-1]

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,6 +216,15 @@ class ReadyReport:
                 "pending": dict(list(self.pending.items())[:limit]), "failed": dict(list(self.failed.items())[:limit])}
 
 
+def pauses(most: float, first: float = 0.05) -> Iterator[float]:
+    """Pauses between polls of a Kubernetes API: short at first, since most waits there end within a second
+    (a fixed 0.5 s poll made every wait of a dev run up to half a second longer), doubling up to ``most``."""
+    pause = min(first, most)
+    while True:
+        yield pause
+        pause = min(pause * 2, most)
+
+
 def wait_ready(kube: KubeClient, targets: list[tuple[str, str, str, str]], timeout: float, *, poll: float = 0.5,
                on_progress: Callable[[ReadyReport], None] | None = None) -> ReadyReport:
     """Wait until every target (apiVersion, kind, namespace, name) is ready, or `timeout` passes.
@@ -234,6 +243,7 @@ def wait_ready(kube: KubeClient, targets: list[tuple[str, str, str, str]], timeo
             unknown[label] = f"the cluster does not serve {api_version} {kind}"
             continue
         by_type.setdefault(t, set()).add((ns, name))
+    pause = pauses(poll)
     while True:
         report = ReadyReport([], {}, dict(unknown))
         for t, wanted in by_type.items():
@@ -262,4 +272,4 @@ def wait_ready(kube: KubeClient, targets: list[tuple[str, str, str, str]], timeo
             if report.pending:
                 report.pending = {k: f"not ready after {timeout:g}s: {v}" for k, v in report.pending.items()}
             return report
-        time.sleep(min(poll, max(0.0, timeout - report.waited)))
+        time.sleep(min(next(pause), max(0.0, timeout - report.waited)))

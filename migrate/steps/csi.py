@@ -16,6 +16,7 @@ from typing import Any
 from migrate.errors import StepFailed
 from migrate.kube.client import KubeApiError, KubeClient, object_path
 from migrate.kube.objects import Obj, dig
+from migrate.kube.ready import pauses
 from migrate.kube.volumes import VolumePlan
 
 GROUP = "snapshot.storage.k8s.io"
@@ -83,6 +84,7 @@ def take(kube: KubeClient, c: dict[str, Any], run_id: str, attempt: int, log: Ca
 
 def wait_ready(kube: KubeClient, ns: str, name: str, timeout: float) -> Obj:
     deadline = time.monotonic() + timeout
+    pause = pauses(0.2)
     while True:
         vs = kube.request("GET", _path("volumesnapshots", ns, name))
         st = vs.get("status") or {}
@@ -97,7 +99,7 @@ def wait_ready(kube: KubeClient, ns: str, name: str, timeout: float) -> Obj:
                              where="replay.volumes.snapshot_timeout",
                              hint="see its events and the snapshot controller's logs; the old writer is scaled "
                                   "back up")
-        time.sleep(0.2)
+        time.sleep(next(pause))
 
 
 def wait_taken(kube: KubeClient, c: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from migrate.kube.client import MERGE_PATCH, KubeApiError, KubeClient, object_pa
 from migrate.kube.export import export
 from migrate.kube.manifests import write_json
 from migrate.kube.objects import Key, Obj, dig
-from migrate.kube.ready import wait_ready
+from migrate.kube.ready import pauses, wait_ready
 from migrate.kube.replay import ReplayPlan, build_plan
 from migrate.kube.sanitize import sanitize
 from migrate.kube.volumes import (
@@ -112,6 +112,7 @@ def _scale(kube: KubeClient, kind: str, ns: str, name: str, replicas: int) -> No
 
 def _wait_scaled_down(kube: KubeClient, kind: str, ns: str, name: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    pause = pauses(0.2)
     while True:
         obj = kube.request("GET", _workload_path(kind, ns, name))
         st = obj.get("status") or {}
@@ -121,7 +122,7 @@ def _wait_scaled_down(kube: KubeClient, kind: str, ns: str, name: str, timeout: 
             raise StepFailed(f"{kind} {ns}/{name} on the old cluster still has {st.get('replicas')} replicas "
                              f"{timeout:g}s after being scaled to 0", where=f"{kind}/{ns}/{name}",
                              hint="see why its pods do not terminate (kubectl describe); the cut is undone")
-        time.sleep(0.2)
+        time.sleep(next(pause))
 
 
 def _put(kube: KubeClient, obj: Obj) -> None:
@@ -405,6 +406,7 @@ class _Cut:
     def _lb_host(self, svc: Obj) -> str:
         path = object_path("v1", "services", svc["metadata"]["namespace"], svc["metadata"]["name"])
         deadline = time.monotonic() + self.cfg.ready_timeout
+        pause = pauses(0.2)
         while True:
             host = writer_host(self.new.request("GET", path))
             if host:
@@ -413,7 +415,7 @@ class _Cut:
                 raise StepFailed(f"Service {svc['metadata']['namespace']}/{svc['metadata']['name']} on the new "
                                  "cluster has no load balancer address", where="the new cluster",
                                  hint="see its events (kubectl describe service)")
-            time.sleep(0.2)
+            time.sleep(next(pause))
 
     def _unfreeze(self, ref: str, err: BaseException) -> None:
         """After a failure inside the cut: the new writer down, the old one back with its Services, and the
@@ -465,6 +467,7 @@ def _delete(kube: KubeClient, path: str) -> None:
 
 def wait_gone(kube: KubeClient, path: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    pause = pauses(0.2)
     while True:
         try:
             kube.request("GET", path)
@@ -476,7 +479,7 @@ def wait_gone(kube: KubeClient, path: str, timeout: float) -> None:
             raise StepFailed(f"{path} on the new cluster is still there {timeout:g}s after its deletion",
                              where="the new cluster", hint="see what holds it (kubectl describe: finalizers, pods "
                                                            "using it); resume once it is gone")
-        time.sleep(0.2)
+        time.sleep(next(pause))
 
 
 def _claim_obj(rplan: ReplayPlan, p: VolumePlan) -> Obj | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,23 +65,35 @@ class Verdict:
                 "read_back_s": round(self.seconds, 2)}
 
 
+READERS = 4  # keys read back at once, each reader on its own keep-alive session: reads wait on the network
+
+
 def verify(url: str, keys: list[str], *, timeout: float = 5.0, headers: dict[str, str] | None = None) -> Verdict:
-    """GET every key from ``url`` (the new cluster), on one keep-alive session."""
+    """GET every key from ``url`` (the new cluster), ``READERS`` at a time; the verdict lists keys in order."""
     out = Verdict(len(keys))
     t0 = time.perf_counter()
-    with http_session() as session:
-        for key in keys:
-            try:
-                resp = session.get(f"{url.rstrip('/')}/{key}", headers=headers or {}, timeout=timeout)
-            except requests.RequestException:
-                out.unreadable.append(key)
-                continue
-            if resp.status_code == 404:
-                out.lost.append(key)
-            elif resp.status_code != 200:
-                out.unreadable.append(key)
-            elif _value(resp) != key:
-                out.lost.append(key)
+    found: dict[str, str] = {}  # key -> ok | lost | unreadable
+
+    def read(share: list[str]) -> None:
+        with http_session() as session:
+            for key in share:
+                try:
+                    resp = session.get(f"{url.rstrip('/')}/{key}", headers=headers or {}, timeout=timeout)
+                except requests.RequestException:
+                    found[key] = "unreadable"
+                    continue
+                if resp.status_code == 404:
+                    found[key] = "lost"
+                elif resp.status_code != 200:
+                    found[key] = "unreadable"
+                else:
+                    found[key] = "ok" if _value(resp) == key else "lost"
+
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="read-back") as pool:
+        for f in [pool.submit(read, keys[i::READERS]) for i in range(READERS)]:
+            f.result()
+    out.lost = [k for k in keys if found.get(k) == "lost"]
+    out.unreadable = [k for k in keys if found.get(k, "unreadable") == "unreadable"]
     out.seconds = time.perf_counter() - t0
     return out
 
