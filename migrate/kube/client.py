@@ -136,8 +136,12 @@ class _CachedExecProvider(ExecProvider):
                 self.cluster is not None:
             return None
         from migrate.cloud.token import mint
+        from migrate.errors import MigrateError
 
-        token, seconds = mint(self.args[3:])
+        try:
+            token, seconds = mint(self.args[3:])
+        except MigrateError:
+            return None  # the plugin itself then: its failure is reported the way the client reports any plugin's
         expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
         return {"token": token, "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}
 

@@ -116,7 +116,8 @@ def duplicate_workspace(
         src_for_copy, removed = src.rm(excluded, missing_ok=missing_ok) if excluded else (src, [])
         with backend.locked(target_ws, "migrate: duplicate workspace (target)", info=info,
                             create=True) as tgt_lock:
-            tgt = backend.read(target_ws, tgt_lock).state if backend.exists(target_ws) else None
+            tgt_exists = backend.exists(target_ws)
+            tgt = backend.read(target_ws, tgt_lock).state if tgt_exists else None
             if tgt is not None and not tgt.is_empty():
                 origin = tgt.origin or {}
                 ours = origin.get("workspace") == source_ws and origin.get("lineage") == src.lineage
@@ -141,7 +142,8 @@ def duplicate_workspace(
                                    tuple(copy.addresses()), tuple(removed))
             data = copy.to_bytes()
             del src, src_for_copy, copy, tgt  # only the bytes during the upload
-            result = backend.write_bytes(target_ws, data, tgt_lock, lineage=done.new_lineage, serial=done.serial)
+            result = backend.write_bytes(target_ws, data, tgt_lock, lineage=done.new_lineage, serial=done.serial,
+                                         absent=not tgt_exists)
             return dataclasses.replace(done, write=result)
 
 

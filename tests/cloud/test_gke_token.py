@@ -129,3 +129,26 @@ def test_no_application_default_credentials_is_a_credentials_error(tmp_path: Pat
     with pytest.raises(CredentialsError, match="no Google application default credentials") as err:
         access_token()
     assert err.value.hint and "GOOGLE_APPLICATION_CREDENTIALS" in err.value.hint
+
+
+def _access() -> Any:
+    from migrate.cloud.kubeconfig import ClusterAccess
+
+    return ClusterAccess(context="c", server="http://127.0.0.1:9", ca_data=None, token_args=["gke"], token_env={})
+
+
+def test_planning_kubeconfig_holds_a_token_minted_in_process(key_and_endpoint: TokenEndpoint) -> None:
+    from migrate.cloud.kubeconfig import kubeconfig_with_token
+
+    cfg = kubeconfig_with_token(_access())
+    assert cfg["users"][0]["user"] == {"token": "ya29.local-1"}  # in memory only: never written
+
+
+def test_planning_kubeconfig_keeps_the_plugin_when_no_token_can_be_minted(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # As before planning minted tokens itself: the client runs the plugin and reports its failure its own way.
+    from migrate.cloud.kubeconfig import kubeconfig_with_token
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    user = kubeconfig_with_token(_access())["users"][0]["user"]
+    assert "token" not in user and user["exec"]["args"][-2:] == ["migrate.cloud.token", "gke"]

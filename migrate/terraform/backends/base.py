@@ -360,13 +360,14 @@ class Backend(ABC):
         return self.write_bytes(ws, state.to_bytes(), lock, lineage=state.lineage, serial=state.serial)
 
     def write_bytes(self, ws: str, data: bytes, lock: LockHandle | None, *, lineage: str,
-                    serial: int) -> WriteResult:
+                    serial: int, absent: bool = False) -> WriteResult:
         """``write`` for bytes already serialised by ``State.to_bytes`` (lets a caller drop
-        the parsed state before the upload, which matters for 50 MB states)."""
+        the parsed state before the upload, which matters for 50 MB states). ``absent``: the caller
+        found no state object under this very lock, so there is nothing to back up (one read less)."""
         check_workspace_name(ws)
         self.check_lock(ws, lock)
         assert lock is not None
-        backup = self._backup_current(ws, lock)
+        backup = None if absent else self._backup_current(ws, lock)
         md5 = hashlib.md5(data).hexdigest()
         self._put(ws, data, lock)
         stored = self._stored_md5(ws, lock)  # streamed where the backend can
