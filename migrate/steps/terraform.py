@@ -183,10 +183,10 @@ class DuplicateWorkspaceStep:
         r = duplicate_workspace(backend_for(ctx), tf.workspace, tf.new_workspace,
                                 exclude=cluster_addresses(ctx, step), missing_ok=True,
                                 expected_lineage=_journaled_lineage(step, ctx), info=f"run {ctx.run_id}")
-        ctx.log(f"{tf.new_workspace}: {len(r.addresses)} addresses, {len(r.excluded)} cluster-owned left out, "
+        ctx.log(f"{tf.new_workspace}: {r.count} addresses, {len(r.excluded)} cluster-owned left out, "
                 f"lineage {r.new_lineage}")
         return {"new_lineage": r.new_lineage, "source_lineage": r.source_lineage, "source_serial": r.source_serial,
-                "serial": r.serial, "addresses": len(r.addresses), "excluded": list(r.excluded),
+                "serial": r.serial, "addresses": r.count, "excluded": list(r.excluded),
                 **({"md5": r.write.md5} if r.write is not None else {}),
                 **({"found_done": True} if r.already_done else {})}
 

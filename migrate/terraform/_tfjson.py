@@ -62,8 +62,11 @@ _GO_ESCAPES = (
 
 
 def _go_escape(data: bytes) -> bytes:
+    # U+2028 and U+2029 both start with 0xE2: one byte search (memchr) spares two slow three-byte scans of
+    # 50 MB (a twentieth of a write) in the usual state with no such character.
+    lead = b"\xe2" in data
     for plain, escaped in _GO_ESCAPES:
-        if plain in data:
+        if (lead or len(plain) == 1) and plain in data:
             data = data.replace(plain, escaped)
     return data
 

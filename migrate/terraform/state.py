@@ -65,6 +65,9 @@ def _instance_sort_key(obj: dict[str, Any]) -> tuple[int, int, str, str]:
     return (2, 0, str(k), deposed)
 
 
+_NO_KEY = object()  # the index key of an instance that has none (a resource without count or for_each)
+
+
 class State:
     """A version-4 Terraform state. ``where`` names the file or object it came from."""
 
@@ -236,6 +239,15 @@ class State:
             for obj in res.get("instances", []):
                 seen.setdefault(base + format_key(obj["index_key"]) if "index_key" in obj else base, None)
         return list(seen)
+
+    def address_count(self) -> int:
+        """``len(self.addresses())`` without formatting each address (a tenth of a 50 MB duplicate)."""
+        n = 0
+        for res in self.resources:
+            # Typed, so that a key 1 and a key "1" (or True) stay two addresses, as their text does.
+            n += len({(type(k), k if isinstance(k, str | int) else repr(k)) if (k := obj.get("index_key", _NO_KEY))
+                      is not _NO_KEY else None for obj in res.get("instances", [])})
+        return n
 
     def _matches(self, pats: list[Address]) -> tuple[list[tuple[int, int, str]], list[bool]]:
         """(resource index, instance index, address) of every instance matched, and which

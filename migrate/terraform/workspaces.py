@@ -27,7 +27,7 @@ class DuplicateResult:
     source_serial: int
     new_lineage: str
     serial: int
-    addresses: tuple[str, ...]          # what the copy holds now
+    count: int                          # instance addresses the copy holds now
     excluded: tuple[str, ...] = ()      # what was left out of the copy
     already_done: bool = False
     write: WriteResult | None = None
@@ -124,7 +124,7 @@ def duplicate_workspace(
                 if ours or (expected_lineage is not None and tgt.lineage == expected_lineage):
                     return DuplicateResult(
                         source_ws, target_ws, src.lineage, int(origin.get("serial", src.serial)),
-                        tgt.lineage, tgt.serial, tuple(tgt.addresses()), tuple(origin.get("excluded", ())),
+                        tgt.lineage, tgt.serial, tgt.address_count(), tuple(origin.get("excluded", ())),
                         already_done=True,
                     )
                 raise StateError(
@@ -139,7 +139,7 @@ def duplicate_workspace(
             }).with_serial(serial)
             check_push(tgt, copy, where=backend.where(target_ws))
             done = DuplicateResult(source_ws, target_ws, src.lineage, src.serial, copy.lineage, copy.serial,
-                                   tuple(copy.addresses()), tuple(removed))
+                                   copy.address_count(), tuple(removed))
             data = copy.to_bytes()
             del src, src_for_copy, copy, tgt  # only the bytes during the upload
             result = backend.write_bytes(target_ws, data, tgt_lock, lineage=done.new_lineage, serial=done.serial,

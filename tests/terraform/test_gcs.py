@@ -69,7 +69,8 @@ def test_layout_lock_generation_and_lifecycle(gcs: Any) -> None:
     assert gcs.holder("default") is None
 
     dup = duplicate_workspace(gcs, "default", "green", exclude=["google_container_cluster.c"])
-    assert dup.addresses == ("google_compute_network.n",)
+    copied = gcs.read("green").state
+    assert dup.count == 1 and copied is not None and copied.addresses() == ["google_compute_network.n"]
     assert gcs.workspaces() == ["default", "green"]
     assert duplicate_workspace(gcs, "default", "green").already_done
     det = detach(gcs, "green", ["google_compute_network.n"])

@@ -123,7 +123,9 @@ def test_duplicate_exclude_missing_ok(tmp_path: Path) -> None:
         duplicate_workspace(backend, "blue", "green", exclude=[*CLOSURE, "aws_gone.x"])
     assert not backend.exists("green") or backend.read("green").state is None
     r = duplicate_workspace(backend, "blue", "green", exclude=[*CLOSURE, "aws_gone.x"], missing_ok=True)
-    assert list(r.excluded) == CLOSURE and sorted(r.addresses) == SHARED
+    copied = backend.read("green").state
+    assert list(r.excluded) == CLOSURE and copied is not None and sorted(copied.addresses()) == SHARED
+    assert r.count == len(SHARED)
 
 
 # ---- the steps --------------------------------------------------------------------------------------

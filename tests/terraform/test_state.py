@@ -298,3 +298,22 @@ def test_mv_there_and_back_is_identity(state: State, data: st.DataObject) -> Non
         moved = state.mv(src + format_key(k), dst + format_key(k))
         assert dst + format_key(k) in moved.addresses()
         assert len(moved.addresses()) == len(state.addresses())
+
+
+def test_address_count_is_the_number_of_addresses_without_formatting_them() -> None:
+    def res(name: str, keys: list[object], deposed: bool = False) -> dict[str, object]:
+        insts: list[dict[str, object]] = []
+        for k in keys:
+            inst: dict[str, object] = {"schema_version": 0, "attributes": {"id": f"{name}-{k}"}}
+            if k is not None:
+                inst["index_key"] = k
+            insts.append(inst)
+        if deposed:  # a deposed object shares its instance's address
+            insts.append({**insts[0], "deposed": "abcd1234"})
+        return {"mode": "managed", "type": "null_resource", "name": name,
+                "provider": 'provider["registry.terraform.io/hashicorp/null"]', "instances": insts}
+
+    s = State.from_dict({"version": 4, "terraform_version": "1.11.4", "serial": 1, "lineage": "l", "outputs": {},
+                         "resources": [res("single", [None], deposed=True), res("counted", [0, 1, 2]),
+                                       res("each", ["a", "b", "1"]), res("mixed", [1, "1"]), res("none", [])]})
+    assert s.address_count() == len(s.addresses()) == 1 + 3 + 3 + 2

@@ -171,6 +171,11 @@ def backup_file(directory: Path, stem: str, data: bytes | Iterable[bytes]) -> Pa
                      hint="clean up old *.backup files")
 
 
+def _blank(raw: bytes) -> bool:
+    """No state in these bytes (none, or only whitespace), without copying 50 MB to strip them."""
+    return not raw or (raw[:1].isspace() and not raw.strip())
+
+
 def check_workspace_name(ws: str) -> None:
     if not ws or "/" in ws or ws != ws.strip() or ws in (".", ".."):
         raise StateError(f"invalid workspace name {ws!r}",
@@ -267,7 +272,7 @@ class Backend(ABC):
         layout falls back to a parse. No workspace listing: a missing state object already reads as None."""
         check_workspace_name(ws)
         raw = self._read_raw(ws) or b""
-        if not raw.strip():
+        if _blank(raw):
             return None
         m = _HEAD.search(raw[:4096])
         if m:
@@ -300,7 +305,7 @@ class Backend(ABC):
                 where=where,
                 hint="the state was deleted outside terraform; restore it from a backup or object version",
             )
-        if not raw.strip():
+        if _blank(raw):
             return StateBlob(ws, where, raw, None, md5)
         try:
             text = raw.decode("utf-8")
