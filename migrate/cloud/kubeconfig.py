@@ -49,22 +49,6 @@ def kubeconfig_dict(clusters: list[ClusterAccess], current: str | None = None) -
     return cfg
 
 
-def kubeconfig_with_token(access: ClusterAccess) -> dict[str, Any]:
-    """A kubeconfig for one cluster whose user holds a token minted in this process, not the exec plugin.
-    For reads that last seconds (planning): it saves starting a second Python. Never written to disk."""
-    from migrate.cloud.token import mint
-    from migrate.errors import MigrateError
-
-    cfg = kubeconfig_dict([access])
-    if not access.token_env:  # the plugin's environment would have to be this process's: keep the plugin then
-        try:
-            token, _seconds = mint(access.token_args)
-        except MigrateError:
-            return cfg  # the plugin then, as a kubeconfig user would run it (and the client report it)
-        cfg["users"][0]["user"] = {"token": token}
-    return cfg
-
-
 def write_kubeconfig(path: Path, clusters: list[ClusterAccess], current: str | None = None) -> Path:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return atomic_write(path, yaml.safe_dump(kubeconfig_dict(clusters, current), sort_keys=False))

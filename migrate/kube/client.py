@@ -31,7 +31,7 @@ from kubernetes.config.exec_provider import ExecProvider
 
 from migrate.config import DEFAULT_REPLAY_QPS
 from migrate.errors import ProviderError
-from migrate.kube.objects import Obj
+from migrate.kube.objects import Obj, to_json
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
@@ -128,7 +128,6 @@ class _CachedExecProvider(ExecProvider):
                 self._cache[key] = (parse_rfc3339(expiry), copy.deepcopy(status))
             return status
 
-
     def _own_plugin(self) -> dict[str, Any] | None:
         """migrate's own plugin (``python -m migrate.cloud.token``) with no environment of its own is run here,
         in this process, as the subprocess would: a second Python costs a third of a second."""
@@ -147,6 +146,7 @@ class _CachedExecProvider(ExecProvider):
 
 
 _kube_config.ExecProvider = _CachedExecProvider  # type: ignore[misc]  # what load_kube_config runs for exec
+
 
 class KubeClient:
     """One cluster's API, as plain dicts.
@@ -183,7 +183,7 @@ class KubeClient:
     @classmethod
     def from_kubeconfig_dict(cls, data: dict[str, Any], context: str | None = None, *,
                              qps: float | None = DEFAULT_QPS, pool_size: int = 16, **kw: Any) -> KubeClient:
-        """``from_kubeconfig`` for a kubeconfig held in memory (one with a token must never be written)."""
+        """``from_kubeconfig`` for a kubeconfig held in memory (planning's, before write-kubeconfig)."""
         cfg = kubernetes.client.Configuration()
         try:
             kubernetes.config.load_kube_config_from_dict(data, context=context, client_configuration=cfg,
@@ -218,7 +218,7 @@ class KubeClient:
         data: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-            data = body if isinstance(body, bytes) else _dumps(body)
+            data = body if isinstance(body, bytes) else to_json(body)  # the replay's hot path
         # The client builds the URL and the auth headers (refreshing exec/OIDC tokens); the body is sent through
         # its connection pool as bytes, skipping its per-request model serialisation (the replay's hot path).
         _m, url, hdrs, _b, _p = self.api.param_serialize(
@@ -285,13 +285,6 @@ class KubeClient:
             token = (page.get("metadata") or {}).get("continue") or None
             if not token:
                 return
-
-
-def _dumps(body: Any) -> bytes:
-    try:
-        return orjson.dumps(body)  # several times json's speed; the replay's hot path
-    except TypeError:  # what orjson refuses (an integer beyond 64 bits), json writes
-        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _loads(raw: bytes) -> Any:

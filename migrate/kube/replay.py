@@ -116,8 +116,8 @@ def build_plan(exported: Exported, cfg: Replay, names: ClusterNames, cut_done: s
     plan = ReplayPlan(skipped=list(exported.skipped), warnings=list(exported.warnings),
                       skipped_kinds=dict(exported.skipped_kinds), context=ctx)
     cleaned = []
-    done = sanitized if sanitized is not None and len(sanitized) == len(exported.objects) else None
-    for src, (clean, rules) in zip(exported.objects, done or (sanitize(o) for o in exported.objects), strict=True):
+    made = sanitized if sanitized is not None else (sanitize(o) for o in exported.objects)
+    for src, (clean, rules) in zip(exported.objects, made, strict=True):
         cleaned.append(clean)
         key = key_of(clean)
         try:

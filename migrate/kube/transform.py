@@ -7,16 +7,13 @@ cluster. A rule that leaves an object invalid is named in the error.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-import orjson
-
 from migrate.config import Transform
-from migrate.kube.objects import Obj, clone, containers, dig, meta, pod_specs
+from migrate.kube.objects import Obj, clone, containers, dig, meta, pod_specs, to_json
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 _ACTIONS = ("registry", "storage_class", "set_annotations", "remove_annotations", "set_labels", "remove_labels",
@@ -186,19 +183,13 @@ def map_role_arn(obj: Obj, mapping: dict[str, str]) -> bool:
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def _json_of(obj: Obj) -> bytes:
-    try:
-        return orjson.dumps(obj)
-    except TypeError:  # an integer beyond 64 bits
-        return json.dumps(obj, ensure_ascii=False).encode()
-
 
 def substitute_cluster_name(obj: Obj, ctx: TransformContext) -> bool:
     if not ctx.old_cluster or not ctx.new_cluster:
         raise ValueError("cluster_name needs both cluster names")
     # Most objects never name the cluster: one search of their JSON skips walking every string (a name of
     # DNS characters appears in it as it is; anything JSON escapes is walked as before).
-    if _PLAIN_NAME.fullmatch(ctx.old_cluster) and ctx.old_cluster.encode() not in _json_of(obj):
+    if _PLAIN_NAME.fullmatch(ctx.old_cluster) and ctx.old_cluster.encode() not in to_json(obj):
         return False
     # Whole-word only: 'dev-blue' in '/aws/eks/dev-blue/logs' but not in 'dev-bluebird'.
     pat = re.compile(rf"(?<![A-Za-z0-9]){re.escape(ctx.old_cluster)}(?![A-Za-z0-9])")

@@ -62,16 +62,16 @@ def kubeconfig_of(ctx: Context) -> tuple[str, str, str]:
 @contextmanager
 def old_cluster_client(ctx: Context, qps: float | None) -> Iterator[KubeClient]:
     """A client of the old cluster: through the run's kubeconfig once written, else (planning happens before
-    write-kubeconfig) from the provider's access with a token minted in this process and held in memory:
-    the exec plugin would start a second Python for every plan."""
+    write-kubeconfig) through one held in memory, made from the provider's access. Its exec plugin, migrate's
+    own, runs in this process (the client's exec cache, kube/client.py)."""
     try:
         path, old_ctx, _new = kubeconfig_of(ctx)
     except StepFailed:
         from migrate.cloud.clusters import provider_for
-        from migrate.cloud.kubeconfig import kubeconfig_with_token
+        from migrate.cloud.kubeconfig import kubeconfig_dict
 
         name = ctx.env.clusters.old.name
-        with KubeClient.from_kubeconfig_dict(kubeconfig_with_token(provider_for(ctx.env).access(name, name)), name,
+        with KubeClient.from_kubeconfig_dict(kubeconfig_dict([provider_for(ctx.env).access(name, name)]), name,
                                              qps=qps) as kube:
             yield kube
         return

@@ -242,12 +242,14 @@ class State:
 
     def address_count(self) -> int:
         """``len(self.addresses())`` without formatting each address (a tenth of a 50 MB duplicate)."""
-        n = 0
-        for res in self.resources:
+        def key(obj: dict[str, Any]) -> object:
+            k = obj.get("index_key", _NO_KEY)
+            if k is _NO_KEY:
+                return None
             # Typed, so that a key 1 and a key "1" (or True) stay two addresses, as their text does.
-            n += len({(type(k), k if isinstance(k, str | int) else repr(k)) if (k := obj.get("index_key", _NO_KEY))
-                      is not _NO_KEY else None for obj in res.get("instances", [])})
-        return n
+            return type(k), k if isinstance(k, str | int) else repr(k)
+
+        return sum(len({key(obj) for obj in res.get("instances", [])}) for res in self.resources)
 
     def _matches(self, pats: list[Address]) -> tuple[list[tuple[int, int, str]], list[bool]]:
         """(resource index, instance index, address) of every instance matched, and which

@@ -131,24 +131,30 @@ def test_no_application_default_credentials_is_a_credentials_error(tmp_path: Pat
     assert err.value.hint and "GOOGLE_APPLICATION_CREDENTIALS" in err.value.hint
 
 
-def _access() -> Any:
-    from migrate.cloud.kubeconfig import ClusterAccess
 
-    return ClusterAccess(context="c", server="http://127.0.0.1:9", ca_data=None, token_args=["gke"], token_env={})
+def _plugin() -> Any:
+    """kubernetes' exec runner, as load_kube_config makes it, for migrate's own GKE plugin."""
+    import sys
+
+    from kubernetes.config import kube_config
+
+    from migrate.kube.client import _CachedExecProvider
+
+    node = kube_config.ConfigNode("exec", {"apiVersion": "client.authentication.k8s.io/v1beta1",
+                                           "command": sys.executable,
+                                           "args": ["-m", "migrate.cloud.token", "gke"]})
+    assert kube_config.ExecProvider is _CachedExecProvider  # what every kubeconfig load now runs
+    return _CachedExecProvider(node, None)
 
 
-def test_planning_kubeconfig_holds_a_token_minted_in_process(key_and_endpoint: TokenEndpoint) -> None:
-    from migrate.cloud.kubeconfig import kubeconfig_with_token
+def test_migrates_own_plugin_runs_in_this_process(key_and_endpoint: TokenEndpoint) -> None:
+    status = _plugin()._own_plugin()  # no subprocess: the token comes from this process
+    assert status is not None and status["token"] == "ya29.local-1"
+    assert status["expirationTimestamp"].endswith("Z")
 
-    cfg = kubeconfig_with_token(_access())
-    assert cfg["users"][0]["user"] == {"token": "ya29.local-1"}  # in memory only: never written
 
-
-def test_planning_kubeconfig_keeps_the_plugin_when_no_token_can_be_minted(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    # As before planning minted tokens itself: the client runs the plugin and reports its failure its own way.
-    from migrate.cloud.kubeconfig import kubeconfig_with_token
-
+def test_migrates_own_plugin_is_left_to_the_subprocess_when_no_token_can_be_minted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As before tokens were minted in process: the client runs the plugin and reports its failure its own way.
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
-    user = kubeconfig_with_token(_access())["users"][0]["user"]
-    assert "token" not in user and user["exec"]["args"][-2:] == ["migrate.cloud.token", "gke"]
+    assert _plugin()._own_plugin() is None

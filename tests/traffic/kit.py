@@ -174,13 +174,20 @@ def fault(endpoints: Endpoints, cluster: str, status: int = 503) -> None:
 
 
 class JsonServer:
-    """A local HTTP server answering JSON made by ``make`` per request (for the response-diff tests)."""
+    """A local HTTP server answering JSON made by ``make`` per request path: a document (status 200), or
+    ``(status, document or None)`` for another answer (response-diff and read-back tests)."""
 
-    def __init__(self, make: Callable[[str], dict[str, Any]]) -> None:
+    def __init__(self, make: Callable[[str], dict[str, Any] | tuple[int, dict[str, Any] | None]]) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                data = json.dumps(make(self.path)).encode()
-                self.send_response(200)
+                got = make(self.path)
+                status, doc = got if isinstance(got, tuple) else (200, got)
+                if doc is None:
+                    self.send_response(status)
+                    self.end_headers()
+                    return
+                data = json.dumps(doc).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

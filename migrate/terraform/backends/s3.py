@@ -155,15 +155,15 @@ class S3Backend(Backend):
     def exists(self, ws: str) -> bool:
         if ws == DEFAULT_WORKSPACE:
             return True
-        return self._head(self.path(ws))
+        return self._head(self.path(ws)) is not None
 
-    def _head(self, key: str) -> bool:
+    def _head(self, key: str) -> dict[str, Any] | None:
+        """The object's metadata (HeadObject), or None when there is no such object."""
         try:
-            self.s3.head_object(Bucket=self.bucket, Key=key)
-            return True
+            return dict(self.s3.head_object(Bucket=self.bucket, Key=key))
         except Exception as e:
             if _code(e) in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise aws_error(e, "cannot check the state object", f"s3://{self.bucket}/{key}") from e
 
     # ---- state objects -------------------------------------------------------------
@@ -213,12 +213,9 @@ class S3Backend(Backend):
         # S3 defines the ETag of a single-part object stored plain or with SSE-S3 as the MD5 of the bytes it
         # stored, so a HEAD answers without downloading 50 MB. Other ETags (SSE-KMS, SSE-C, multipart, some
         # S3-compatible stores) are no digest: those bytes are read back and hashed.
-        try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=self.path(ws))
-        except Exception as e:
-            if _code(e) in ("404", "NoSuchKey", "NotFound"):
-                return hashlib.md5(b"").hexdigest()
-            raise aws_error(e, "cannot check the state object", self.where(ws)) from e
+        head = self._head(self.path(ws))
+        if head is None:
+            return hashlib.md5(b"").hexdigest()
         etag = str(head.get("ETag", "")).strip('"').lower()
         if (_MD5_HEX.fullmatch(etag) and not str(head.get("ServerSideEncryption", "")).startswith("aws:kms")
                 and "SSECustomerAlgorithm" not in head):
